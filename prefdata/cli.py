@@ -1,0 +1,69 @@
+"""The `prefdata` command. Each verb lives in `prefdata.commands.<module>` and is a thin layer over a library function.
+
+Verbs are imported only when used, so `prefdata --help` stays fast and the data verbs never import torch. A user's
+mistake (`PrefdataError`) is printed as one line with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from prefdata import __version__
+from prefdata.errors import PrefdataError
+
+COMMANDS = {
+    "download": ("prefdata.commands.download_cmd", "download_command"),
+    "import": ("prefdata.commands.import_cmd", "import_command"),
+    "validate": ("prefdata.commands.validate_cmd", "validate_command"),
+    "synthesize": ("prefdata.commands.llm_cmd", "synthesize_command"),
+    "score": ("prefdata.commands.llm_cmd", "score_command"),
+    "split": ("prefdata.commands.split_cmd", "split_command"),
+    "export": ("prefdata.commands.export_cmd", "export_command"),
+    "stats": ("prefdata.commands.stats_cmd", "stats_command"),
+    "train": ("prefdata.commands.train_cmd", "train_command"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="prefdata")
+def cli() -> None:
+    """Preference data for RLHF: import, validate, synthesize, score, split, export; then train SFT, RM and PPO."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="prefdata", standalone_mode=False)
+    except PrefdataError as e:
+        click.echo(f"prefdata: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("prefdata: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("prefdata: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+
+
+if __name__ == "__main__":
+    main()
