@@ -14,16 +14,17 @@ import click
 from prefdata import __version__
 from prefdata.errors import PrefdataError
 
+# verb: (module, attribute, one-line help shown by `prefdata --help` without importing the module)
 COMMANDS = {
-    "download": ("prefdata.commands.download_cmd", "download_command"),
-    "import": ("prefdata.commands.import_cmd", "import_command"),
-    "validate": ("prefdata.commands.validate_cmd", "validate_command"),
-    "synthesize": ("prefdata.commands.llm_cmd", "synthesize_command"),
-    "score": ("prefdata.commands.llm_cmd", "score_command"),
-    "split": ("prefdata.commands.split_cmd", "split_command"),
-    "export": ("prefdata.commands.export_cmd", "export_command"),
-    "stats": ("prefdata.commands.stats_cmd", "stats_command"),
-    "train": ("prefdata.commands.train_cmd", "train_command"),
+    "download": ("prefdata.commands.download_cmd", "download_command", "Fetch HH-RLHF, SHP or a hub dataset."),
+    "import": ("prefdata.commands.import_cmd", "import_command", "Normalise JSON/JSONL/CSV files into a dataset."),
+    "validate": ("prefdata.commands.validate_cmd", "validate_command", "Check files or a dataset directory."),
+    "synthesize": ("prefdata.commands.llm_cmd", "synthesize_command", "Generate actor/reward/rlhf data with an LLM."),
+    "score": ("prefdata.commands.llm_cmd", "score_command", "Score or judge replies with an LLM."),
+    "split": ("prefdata.commands.split_cmd", "split_command", "Split into SFT / RM / PPO phases without leakage."),
+    "export": ("prefdata.commands.export_cmd", "export_command", "Write TRL, DeepSpeed-Chat, ChatLLaMA, JSONL, Parquet."),
+    "stats": ("prefdata.commands.stats_cmd", "stats_command", "Write the data card with counts and histograms."),
+    "train": ("prefdata.commands.train_cmd", "train_command", "Run the SFT, reward-model or PPO trainer."),
 }
 
 
@@ -34,8 +35,12 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        module, attribute = COMMANDS[name]
+        module, attribute, _ = COMMANDS[name]
         return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, _, short) in COMMANDS.items()])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

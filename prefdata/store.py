@@ -72,6 +72,7 @@ class SplitWriter:
         self._shards: list[tuple[Path, int]] = []
         self._writer = None
         self._shard_rows = 0
+        self._shard_bytes = 0
         directory.mkdir(parents=True, exist_ok=False)
 
     def write(self, row: Mapping[str, Any]) -> None:
@@ -101,10 +102,12 @@ class SplitWriter:
             self._writer = ArrowWriter(features=self.features, path=str(path))
             self._shards.append((path, 0))
             self._shard_rows = 0
+            self._shard_bytes = 0
         self._writer.write_table(table)
         self._shard_rows += table.num_rows
+        self._shard_bytes += table.nbytes
         self.rows += table.num_rows
-        if self._writer._num_bytes >= self.max_shard_bytes:
+        if self._shard_bytes >= self.max_shard_bytes:
             self._close_shard()
 
     def _close_shard(self) -> None:
