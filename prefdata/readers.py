@@ -166,20 +166,55 @@ def _iter_jsonl(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record 
         yield Record(*here, value)
 
 
-def _text_stream(stream: BinaryIO) -> io.TextIOWrapper:
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+def _decoded_lines(stream: BinaryIO, file: str) -> Iterator[str]:
+    """Text lines (line ends kept), decoded one physical line at a time so bad UTF-8 is reported on its own line."""
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise PrefdataError(f"invalid UTF-8 bytes at byte {e.start} of the line ({e.reason})", file=file,
+                                line=number) from None
 
 
-def _read_text(text: io.TextIOWrapper, file: str, line: int) -> str:
-    try:
-        return text.read(_CHUNK)
-    except UnicodeDecodeError as e:
-        raise PrefdataError(f"invalid UTF-8 bytes ({e.reason})", file=file, line=line) from None
+def _complete_utf8_prefix(data: bytes) -> int:
+    """Length of the longest prefix of ``data`` that does not end inside a multi-byte UTF-8 character."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # ASCII or a lead byte: how long should its character be?
+            need = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) - back if need > back else len(data)
+    return len(data)
+
+
+def _decoded_chunks(stream: BinaryIO, file: str) -> Iterator[str]:
+    """Text in chunks of about `_CHUNK` bytes (a one-line file is never read whole); bad UTF-8 names its line."""
+    carry, lines_before, first = b"", 0, True
+    while True:
+        block = stream.read(_CHUNK)
+        data = carry + block
+        if first and data:
+            data = data[len(_BOM) :] if data.startswith(_BOM) else data
+            first = False
+        cut = _complete_utf8_prefix(data) if block else len(data)
+        data, carry = data[:cut], data[cut:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = lines_before + data.count(b"\n", 0, e.start) + 1
+            raise PrefdataError(f"invalid UTF-8 bytes ({e.reason})", file=file, line=line) from None
+        lines_before += data.count(b"\n")
+        if not block:
+            if text:
+                yield text
+            return
+        yield text
 
 
 def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
     """A JSON array streamed element by element with `JSONDecoder.raw_decode` over a sliding buffer."""
-    text = _text_stream(stream)
+    chunks = _decoded_chunks(stream, file)
     decoder = json.JSONDecoder()
     buf, pos, line, eof = "", 0, 1, False
 
@@ -187,7 +222,7 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
         nonlocal buf, pos, eof
         if eof:
             return False
-        chunk = _read_text(text, file, line)
+        chunk = next(chunks, "")
         if not chunk:
             eof = True
             return False
@@ -252,10 +287,9 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
 
 
 def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
-    text = _text_stream(stream)
     csv.field_size_limit(max(max_bytes, 1 << 20))
     dialect = "excel-tab" if file.lower().removesuffix(".gz").endswith(".tsv") else "excel"
-    reader = csv.reader(text, dialect=dialect)
+    reader = csv.reader(_decoded_lines(stream, file), dialect=dialect)
     try:
         header = next(reader)
         if not any(h.strip() for h in header):
@@ -273,30 +307,24 @@ def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | 
                 continue
             # CSV has no null: an empty cell is a missing value.
             yield Record(*here, {h: (c if c != "" else None) for h, c in zip(header, cells)})
-    except UnicodeDecodeError as e:
-        raise PrefdataError(f"invalid UTF-8 bytes ({e.reason})", file=file, line=reader.line_num + 1) from None
     except csv.Error as e:
         raise PrefdataError(f"malformed CSV: {e}", file=file, line=reader.line_num) from None
 
 
 def _iter_text_blocks(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
     """Plain text: one document per block of lines separated by blank lines."""
-    text = _text_stream(stream)
     block: list[str] = []
     start, index = 0, 0
-    try:
-        for number, raw_line in enumerate(text, start=1):
-            line = raw_line.rstrip("\r\n")
-            if line.strip():
-                if not block:
-                    start = number
-                block.append(line)
-            elif block:
-                yield Record(file, index, start, {"text": "\n".join(block)})
-                index += 1
-                block = []
-    except UnicodeDecodeError as e:
-        raise PrefdataError(f"invalid UTF-8 bytes ({e.reason})", file=file) from None
+    for number, raw_line in enumerate(_decoded_lines(stream, file), start=1):
+        line = raw_line.rstrip("\r\n")
+        if line.strip():
+            if not block:
+                start = number
+            block.append(line)
+        elif block:
+            yield Record(file, index, start, {"text": "\n".join(block)})
+            index += 1
+            block = []
     if block:
         yield Record(file, index, start, {"text": "\n".join(block)})
 

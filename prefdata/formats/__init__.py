@@ -1,0 +1,128 @@
+"""Input formats for `prefdata import`: a registry, detection by the keys of the first records, one parser each.
+
+Each family lives in its own module (`chatllama`, `dschat`, `trl`, `sharegpt`, `unsup`, `mapping`) as pure functions
+``parse(record, source) -> row``. Detection looks at the first records only (a large file is never read whole), prefers
+the most specific signature, and refuses ambiguous input, naming the candidates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from itertools import islice
+
+from prefdata.errors import PrefdataError
+from prefdata.formats import chatllama, dschat, sharegpt, trl, unsup
+from prefdata.formats.common import Format, Record
+from prefdata.formats.mapping import FIELDS as MAPPING_FIELDS
+from prefdata.formats.mapping import mapping_format
+from prefdata.readers import DEFAULT_MAX_RECORD_BYTES, BadRecord, container_of, iter_records
+from prefdata.readers import Record as ReadRecord
+
+FORMATS: dict[str, Format] = {
+    f.name: f for module in (chatllama, dschat, trl, sharegpt, unsup) for f in module.FORMATS
+}
+ALIASES = {"hh": "trl-implicit", "hh-rlhf": "trl-implicit", "deepspeed-chat": "dschat", "text": "unsup-text"}
+KINDS = ("preference", "unsup")
+DETECT_SAMPLE = 20
+
+__all__ = [
+    "ALIASES", "DETECT_SAMPLE", "FORMATS", "KINDS", "MAPPING_FIELDS", "Format", "detect_format", "detect_from_records",
+    "format_names", "get_format", "mapping_format", "resolve_format",
+]
+
+
+def format_names(kind: str = "preference") -> list[str]:
+    return [name for name, f in FORMATS.items() if f.kind == kind] + ["mapping"]
+
+
+def get_format(name: str, kind: str = "preference", mapping: Mapping[str, str] | None = None) -> Format:
+    """The format called ``name`` (``mapping`` builds one from the column mapping)."""
+    if kind not in KINDS:
+        raise PrefdataError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if name == "mapping" or (name == "auto" and mapping):
+        if not mapping:
+            raise PrefdataError("--format mapping needs column options (--map prompt=COLUMN,…)")
+        return mapping_format(mapping, kind)
+    if mapping:
+        raise PrefdataError(f"column mapping options cannot be combined with --format {name}; use --format auto")
+    fmt = FORMATS.get(ALIASES.get(name, name))
+    if fmt is None or fmt.kind != kind:
+        raise PrefdataError(f"unknown format {name!r} for --kind {kind}; formats: {', '.join(format_names(kind))}")
+    return fmt
+
+
+def _candidates(records: list[Record], kind: str) -> tuple[list[Format], list[Format]]:
+    """``(fitting, by_keys)``: formats with the most specific signature among the keys present, and of those the ones
+    whose value checks pass on every record that has values for their keys."""
+    keys = set().union(*(r.keys() for r in records))
+    by_keys = [f for f in FORMATS.values() if f.kind == kind and f.signature <= keys]
+    # The most specific signature wins: {user_input, completion, score} is reward data, not actor data.
+    by_keys = [f for f in by_keys if not any(f.signature < other.signature for other in by_keys)]
+    fitting = []
+    for fmt in by_keys:
+        checked = [r for r in records if all(r.get(k) is not None for k in fmt.signature)]
+        if checked and all(fmt.accepts(r) for r in checked):
+            fitting.append(fmt)
+    return fitting, by_keys
+
+
+def detect_from_records(records: Iterable[ReadRecord | BadRecord], file: str, kind: str = "preference",
+                        sample: int = DETECT_SAMPLE) -> Format:
+    """The one format that fits the first ``sample`` good records; `PrefdataError` when none or several do."""
+    good: list[ReadRecord] = []
+    first_bad: BadRecord | None = None
+    for item in records:
+        if isinstance(item, BadRecord):
+            first_bad = first_bad or item
+            continue
+        good.append(item)
+        if len(good) >= sample:
+            break
+    if not good:
+        if first_bad is not None:
+            raise PrefdataError(f"no readable record to detect the format from; first defect: {first_bad.message} "
+                                f"({first_bad.reason})", file=file, line=first_bad.line, index=first_bad.index)
+        raise PrefdataError("holds no records", file=file)
+    values = [r.value for r in good]
+    found, by_keys = _candidates(values, kind)
+    where = {"file": file, "line": good[0].line, "index": good[0].index}
+    if len(found) > 1:
+        names = ", ".join(f.name for f in found)
+        raise PrefdataError(f"ambiguous format: the records fit {names}; choose one with --format", **where)
+    if not found and by_keys:
+        names = ", ".join(f.name for f in by_keys)
+        raise PrefdataError(f"the records have the keys of {names} but their values fit none of them (for instance "
+                            f"rendered and plain prompts mixed); choose with --format or map columns", **where)
+    if not found:
+        keys = sorted(set().union(*(v.keys() for v in values)))
+        hint = "--map text=COLUMN" if kind == "unsup" else "--format NAME or --map prompt=COLUMN,chosen=COLUMN,…"
+        raise PrefdataError(f"no known {kind} format fits the keys {', '.join(keys)}; give {hint} "
+                            f"(formats: {', '.join(format_names(kind))})", **where)
+    return found[0]
+
+
+def detect_format(path: str | os.PathLike, *, kind: str = "preference", mapping: Mapping[str, str] | None = None,
+                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, sample: int = DETECT_SAMPLE) -> str:
+    """Name of the format of ``path``, from the keys of its first records."""
+    return resolve_format(path, "auto", kind, mapping, max_record_bytes=max_record_bytes, sample=sample).name
+
+
+def resolve_format(path: str | os.PathLike, name: str = "auto", kind: str = "preference",
+                   mapping: Mapping[str, str] | None = None, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                   sample: int = DETECT_SAMPLE) -> Format:
+    """``--format NAME`` as given, or detected when ``auto``; plain text is only ever unsupervised text."""
+    container = container_of(path)
+    if container == "txt" and kind == "preference":
+        raise PrefdataError("plain text holds no prompts or replies; import it with --kind unsup", file=str(path))
+    if name != "auto" or mapping:
+        return get_format(name, kind, mapping)
+    if kind not in KINDS:
+        raise PrefdataError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if container == "txt":
+        return FORMATS["unsup-text"]
+    stream = iter_records(path, max_record_bytes=max_record_bytes)
+    try:
+        return detect_from_records(islice(stream, sample * 10), str(path), kind, sample)
+    finally:
+        stream.close()
