@@ -1,0 +1,78 @@
+"""Running many requests: bounded concurrency with results in input order, and the ``--dry-run`` estimate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from prefdata.llm.accounting import estimate_tokens
+from prefdata.llm.engine import ChatRequest, Engine
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def ordered_map(items: Iterable[T], fn: Callable[[T], Awaitable[R]], *, window: int) -> AsyncIterator[R]:
+    """Run ``fn`` over ``items`` with up to ``window`` running at once; yield results in input order.
+
+    On an error nothing new is started, the tasks already running are allowed to finish (so their results reach the
+    cache), and the first error is raised.
+    """
+    pending: list[asyncio.Task] = []
+    iterator = iter(items)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(pending) < window:
+                item = next(iterator, _END)
+                if item is _END:
+                    exhausted = True
+                    break
+                pending.append(asyncio.ensure_future(fn(item)))
+            if not pending:
+                return
+            head = pending[0]
+            try:
+                result = await head
+            except BaseException:
+                exhausted = True
+                await asyncio.gather(*pending[1:], return_exceptions=True)
+                pending.clear()
+                raise
+            pending.pop(0)
+            yield result
+    finally:
+        for task in pending:
+            task.cancel()
+
+
+_END = object()
+
+
+@dataclass
+class DryRunEstimate:
+    """What ``--dry-run`` prints: requests that would be sent, cache hits, and a worst-case token/cost estimate."""
+
+    requests: int = 0
+    cached: int = 0
+    tokens_in: int = 0
+    tokens_out_max: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, engine: Engine, request: ChatRequest, count: int = 1) -> None:
+        if count == 1 and engine.lookup(request) is not None:
+            self.cached += 1
+            return
+        self.requests += count
+        self.tokens_in += count * estimate_tokens(request.message_dicts())
+        self.tokens_out_max += count * request.max_tokens
+
+    def as_dict(self, engine: Engine) -> dict[str, Any]:
+        cost = engine.accounting.cost_of(self.tokens_in, self.tokens_out_max)
+        return {
+            "dry_run": True, "model": engine.config.model, "base_url_host": engine.config.base_url_host(),
+            "requests": self.requests, "cached_hits": self.cached, "tokens_in_estimate": self.tokens_in,
+            "tokens_out_max": self.tokens_out_max, "cost_estimate_max": round(cost, 6), "notes": self.notes,
+        }

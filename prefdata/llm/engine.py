@@ -1,0 +1,357 @@
+"""The request engine under `synthesize` and `score`: any OpenAI-compatible server, crash-safe, rate- and cost-capped.
+
+`openai.AsyncOpenAI` does the HTTP (its own retries are off: ``max_retries=0``); this module adds what a long batch job
+needs around it: a cap on requests in flight, requests- and tokens-per-minute pacing, retries with exponential backoff
+and jitter that honour ``Retry-After`` (bounded in count and in total time), a persistent cache written as each request
+completes, and token/cost accounting with a hard ``--max-cost``. The API key is read from ``OPENAI_API_KEY`` by this
+module only, handed to the client, and never stored anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from prefdata.errors import PrefdataError
+from prefdata.llm.accounting import Accounting, estimate_tokens
+from prefdata.llm.cache import NullCache, ResponseCache, default_cache_path, request_key
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+ROW_LEVEL_STATUS = frozenset({400, 413, 422})  # this one request is refused (e.g. too long): quarantine the record
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+CONNECTIONS_PER_CLIENT = 8
+
+
+@dataclass
+class LLMConfig:
+    """Everything about talking to the server; sampling defaults for requests built from it."""
+
+    model: str
+    base_url: str | None = None  # None: $OPENAI_BASE_URL, else OpenAI
+    concurrency: int = 16
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout: float = 120.0
+    max_retries: int = 6
+    max_retry_time: float = 600.0  # total seconds one request may spend waiting to be retried
+    backoff_base: float = BACKOFF_BASE_S  # first retry waits about this long, doubling each time
+    cache: str | os.PathLike | None = None  # None: default path; "none": no cache
+    price_in: float = 0.0
+    price_out: float = 0.0
+    max_cost: float | None = None
+    temperature: float = 0.7
+    max_tokens: int = 512
+    seed: int = 0
+    dry_run: bool = False
+
+    def resolved_base_url(self) -> str:
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+
+    def base_url_host(self) -> str:
+        """The host (and port) only: a URL may carry credentials or tokens in its path or query."""
+        parts = urlsplit(self.resolved_base_url())
+        host = parts.hostname or ""
+        return f"{host}:{parts.port}" if parts.port else host
+
+    def check(self) -> None:
+        for name in ("concurrency", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise PrefdataError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("rpm", "tpm", "timeout", "max_retry_time"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise PrefdataError(f"--{name.replace('_', '-')} must be positive")
+        if self.max_retries < 0 or self.price_in < 0 or self.price_out < 0:
+            raise PrefdataError("--max-retries, --price-in and --price-out cannot be negative")
+        if self.max_cost is not None and not (self.price_in or self.price_out):
+            raise PrefdataError("--max-cost needs --price-in and/or --price-out to know what a token costs")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion. ``nonce`` only separates deliberate re-asks in the cache; it is not sent."""
+
+    messages: tuple[tuple[str, str], ...]
+    temperature: float
+    max_tokens: int
+    seed: int | None = None
+    nonce: str = ""
+
+    @staticmethod
+    def of(messages: Sequence[Mapping[str, str]], config: LLMConfig, *, seed: int | None = None, nonce: str = "",
+           temperature: float | None = None) -> ChatRequest:
+        return ChatRequest(
+            messages=tuple((m["role"], m["content"]) for m in messages),
+            temperature=config.temperature if temperature is None else temperature,
+            max_tokens=config.max_tokens,
+            seed=config.seed if seed is None else seed,
+            nonce=nonce,
+        )
+
+    def message_dicts(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.seed is not None:
+            params["seed"] = self.seed
+        return params
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    text: str
+    finish_reason: str | None
+    tokens_in: int
+    tokens_out: int
+    cached: bool = False
+
+
+class RequestFailed(PrefdataError):
+    """The server kept failing (or refused our credentials/model): the run stops; completed work stays cached."""
+
+
+class RequestRejected(Exception):
+    """The server refused this one request (HTTP 400/413/422): its record is quarantined, the run goes on."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Malformed(Exception):
+    """A 200 reply that is not a chat completion (bad JSON, no choices): retried like a server error."""
+
+
+class Pacer:
+    """Smooth rate limiting (GCRA): each unit of weight occupies ``60 / per_minute`` seconds of the schedule.
+
+    Requests are spaced evenly rather than bursting at the start of each minute, which keeps providers that enforce
+    their limits on short windows happy. The schedule is shared by all tasks of one event loop.
+    """
+
+    def __init__(self, per_minute: float) -> None:
+        self.interval = 60.0 / per_minute
+        self._next = 0.0
+
+    async def acquire(self, weight: float = 1.0) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + weight * self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    def refund(self, weight: float) -> None:
+        """Give back schedule time that was reserved but not used (a reply shorter than ``max_tokens``)."""
+        if weight > 0:
+            self._next = max(time.monotonic(), self._next - weight * self.interval)
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The server's requested wait: ``retry-after-ms``, ``retry-after`` in seconds, or an HTTP date."""
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def backoff_seconds(attempt: int, rng: random.Random, base: float = BACKOFF_BASE_S) -> float:
+    """Exponential backoff with equal jitter: half the step is fixed, half random, so retries spread out."""
+    step = min(BACKOFF_CAP_S, base * 2**attempt)
+    return step / 2 + rng.uniform(0, step / 2)
+
+
+class Engine:
+    """Use as ``async with Engine(config) as engine: result = await engine.complete(request)``."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        config.check()
+        self.config = config
+        self.accounting = Accounting(config.price_in, config.price_out, config.max_cost)
+        cache = config.cache
+        if isinstance(cache, str) and cache.lower() == "none":
+            self.cache: ResponseCache | NullCache = NullCache()
+        else:
+            self.cache = ResponseCache(Path(cache) if cache is not None else default_cache_path())
+        self._clients: list = []
+        self._slots: asyncio.Queue[int] | None = None
+        self._rpm = Pacer(config.rpm) if config.rpm else None
+        self._tpm = Pacer(config.tpm) if config.tpm else None
+        self._paused_until = 0.0
+        self._jitter = random.Random()  # timing only; never affects what is written
+
+    async def __aenter__(self) -> Engine:
+        # The cap on requests in flight is a queue of client slots. Connections are spread over several clients of
+        # at most CONNECTIONS_PER_CLIENT each: httpx's pool scans every connection it holds (a syscall per idle one)
+        # for each request, which at 64+ connections in one pool costs more CPU than everything else together.
+        self._slots = asyncio.Queue()
+        clients = -(-self.config.concurrency // CONNECTIONS_PER_CLIENT)
+        for slot in range(self.config.concurrency):
+            self._slots.put_nowait(slot % clients)
+        if not self.config.dry_run:
+            import httpx2
+
+            ssl_context = httpx2.create_ssl_context()  # built once: loading the CA bundle costs ~30 ms each time
+            per_client = -(-self.config.concurrency // clients)
+            self._clients = [self._make_client(per_client, ssl_context) for _ in range(clients)]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for client in self._clients:
+            await client.close()
+        self.cache.close()
+
+    def _make_client(self, connections: int, ssl_context):
+        import httpx2
+        import openai
+
+        limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return openai.AsyncOpenAI(
+            api_key=os.environ.get("OPENAI_API_KEY") or "no-key-set",  # local servers (vLLM, Ollama) need none
+            base_url=self.config.resolved_base_url(),
+            timeout=self.config.timeout,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.config.timeout, verify=ssl_context),
+        )
+
+    def key(self, request: ChatRequest) -> str:
+        return request_key(self.config.model, request.message_dicts(), request.params(), request.nonce)
+
+    def lookup(self, request: ChatRequest) -> ChatResult | None:
+        """The cached result of ``request``, if any (no request is sent)."""
+        value = self.cache.get(self.key(request))
+        if value is None:
+            return None
+        return ChatResult(value["text"], value.get("finish_reason"), value["tokens_in"], value["tokens_out"], True)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """The reply to ``request``: from the cache, or from the server (then cached at once)."""
+        cached = self.lookup(request)
+        if cached is not None:
+            self.accounting.cached += 1
+            return cached
+        if self.config.dry_run:
+            raise RuntimeError("a dry run sends no requests")
+        assert self._slots is not None, "use the engine inside `async with`"
+        client = await self._slots.get()
+        try:
+            estimate_in = estimate_tokens(request.message_dicts())
+            reservation = self.accounting.reserve(estimate_in, request.max_tokens)
+            try:
+                if self._rpm:
+                    await self._rpm.acquire()
+                if self._tpm:
+                    await self._tpm.acquire(estimate_in + request.max_tokens)
+                result = await self._send_with_retries(request, self._clients[client])
+            finally:
+                self.accounting.release(reservation)
+        finally:
+            self._slots.put_nowait(client)
+        if self._tpm:
+            self._tpm.refund(estimate_in + request.max_tokens - result.tokens_in - result.tokens_out)
+        self.cache.put(self.key(request), self.config.model, {
+            "text": result.text, "finish_reason": result.finish_reason,
+            "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
+        })
+        self.accounting.record(result.tokens_in, result.tokens_out)
+        return result
+
+    async def _send_with_retries(self, request: ChatRequest, client) -> ChatResult:
+        import openai
+
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            wait = self._paused_until - time.monotonic()
+            if wait > 0:  # a 429 elsewhere asked everyone to hold off
+                await asyncio.sleep(wait)
+            retry_after = None
+            try:
+                return await self._send(request, client)
+            except openai.APIStatusError as e:
+                status = e.status_code
+                if status in ROW_LEVEL_STATUS:
+                    raise RequestRejected(status, _short(e)) from None
+                if status not in RETRYABLE_STATUS and status < 500:
+                    hint = " (check OPENAI_API_KEY)" if status in (401, 403) else ""
+                    hint = hint or (f" (is {self.config.model!r} served there?)" if status == 404 else "")
+                    raise RequestFailed(f"the server answered HTTP {status}{hint}: {_short(e)}") from None
+                retry_after = retry_after_seconds(e.response.headers)
+                problem = f"HTTP {status}"
+            except openai.APITimeoutError:
+                problem = f"no reply within --timeout {self.config.timeout:g}s"
+            except openai.APIConnectionError as e:
+                problem = f"connection error: {_short(e)}"
+            except (_Malformed, ValueError, openai.APIResponseValidationError) as e:
+                problem = f"malformed reply: {_short(e)}"
+            self.accounting.by_status[problem.split(":")[0]] = self.accounting.by_status.get(problem.split(":")[0], 0) + 1
+            delay = backoff_seconds(attempt, self._jitter, self.config.backoff_base)
+            if retry_after is not None:
+                delay = retry_after + self._jitter.uniform(0, 0.1 * retry_after + 0.05)
+                self._paused_until = max(self._paused_until, time.monotonic() + delay)
+            elapsed = time.monotonic() - started
+            if attempt >= self.config.max_retries or elapsed + delay > self.config.max_retry_time:
+                self.accounting.failures += 1
+                raise RequestFailed(
+                    f"a request to {self.config.base_url_host()} failed {attempt + 1} time(s) over {elapsed:.0f}s, last: "
+                    f"{problem}; completed results are cached: run again to continue"
+                )
+            attempt += 1
+            self.accounting.retries += 1
+            await asyncio.sleep(delay)
+
+    async def _send(self, request: ChatRequest, client) -> ChatResult:
+        """One POST /chat/completions through the openai client (auth, base URL, timeout, typed HTTP errors).
+
+        The reply is taken as plain JSON rather than built into pydantic models: it halves the client's CPU time per
+        request, which is what limits throughput at high concurrency, and we read only four fields.
+        """
+        body = {"model": self.config.model, "messages": request.message_dicts(), **request.params()}
+        reply = await client.post("/chat/completions", cast_to=dict, body=body)
+        try:
+            choice = reply["choices"][0]
+            text = choice["message"]["content"]
+            usage = reply.get("usage") or {}
+        except (AttributeError, IndexError, TypeError, KeyError) as e:
+            raise _Malformed(f"not a chat completion ({type(e).__name__})") from None
+        if not isinstance(text, str):
+            raise _Malformed("the reply has no message content")
+        tokens_in, tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if not isinstance(tokens_in, int) or not isinstance(tokens_out, int):  # some servers omit usage: estimate
+            tokens_in = estimate_tokens(request.message_dicts())
+            tokens_out = -(-len(text) // 4)
+        return ChatResult(text, choice.get("finish_reason"), tokens_in, tokens_out)
+
+    def summary(self) -> dict[str, Any]:
+        """What goes into the manifest: never the full URL, never the key."""
+        return {"model": self.config.model, "base_url_host": self.config.base_url_host(), **self.accounting.summary()}
+
+
+def _short(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text[:limit] + ("…" if len(text) > limit else "")

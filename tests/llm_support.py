@@ -1,0 +1,103 @@
+"""Helpers for the LLM tests: a small real-data dataset and a judge that behaves like a model would."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from prefdata.row import make_row
+from prefdata.sources.hh import split_pair
+from prefdata.store import DatasetWriter
+
+SECRET = "sk-test-5d1c0a9e-never-write-me-7f3b"
+
+
+def hh_rows(path: Path, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` usable HH-RLHF pairs as canonical rows."""
+    rows = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            try:
+                prompt, chosen, rejected = split_pair(record["chosen"], record["rejected"])
+                rows.append(make_row(prompt, chosen, rejected, source="hh-rlhf/harmless-base"))
+            except Exception:
+                continue
+            if len(rows) == count:
+                break
+    return rows
+
+
+def write_dataset(out: Path, rows: list[dict[str, Any]]) -> Path:
+    with DatasetWriter(out, command="test") as writer:
+        for row in rows:
+            writer.count_in()
+            writer.write(row, "train")
+    return out
+
+
+def last_content(body: dict[str, Any]) -> str:
+    return body["messages"][-1]["content"]
+
+
+def section(text: str, start: str, end: str) -> str:
+    """The text between two template markers (how a fake judge reads the reply it was shown)."""
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def stable_int(text: str) -> int:
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16)
+
+
+def length_score(reply: str) -> int:
+    """The fake pointwise judge's score: a function of the reply, 0 included."""
+    return stable_int(reply) % 11
+
+
+def fake_model(body: dict[str, Any]) -> str:
+    """Answers like a model would for each bundled template (recognised by its wording)."""
+    text = body["messages"][0]["content"]
+    if "Give one whole-number score" in text:
+        return str(length_score(section(text, "Assistant's completion:\n", "\n\nGive one whole-number score")))
+    if "Reply A:" in text:
+        a = section(text, "Reply A:\n", "\n\nReply B:")
+        b = section(text, "Reply B:\n", "\n\nAnswer with exactly")
+        return "A" if len(a) >= len(b) else "B"
+    if "new requests" in text:
+        return generated_list(text)
+    if "Request:\n" in text:
+        return "Here is a careful answer: " + text.split("Request:\n", 1)[1][::-1]
+    return "?"
+
+
+SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "du", "fa", "gi", "ho", "ju", "pe", "zo")
+
+
+def generated_list(prompt: str) -> str:
+    """A numbered list of new requests seeded from the prompt: mostly fresh, plus a copy, a short one, a refusal."""
+    import random
+
+    examples = re.findall(r"^\d+\. (.*)$", prompt.split("Write ", 1)[0], flags=re.MULTILINE)
+    count = int(re.search(r"Write (\d+) new requests", prompt).group(1))
+    rng = random.Random(stable_int(prompt))
+    lines = []
+    for i in range(count):
+        kind = rng.randrange(8)
+        if kind == 0 and examples:
+            lines.append(examples[i % len(examples)])  # copies an example: near_duplicate
+        elif kind == 1:
+            lines.append("Why?")  # too_short
+        elif kind == 2:
+            lines.append("I'm sorry, but I cannot help with writing requests.")  # refusal
+        else:
+            words = ["".join(rng.choice(SYLLABLES) for _ in range(3)) for _ in range(7)]
+            lines.append(f"Explain {' '.join(words)}.")
+    return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
+
+
+def written_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
