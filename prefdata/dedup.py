@@ -1,0 +1,260 @@
+"""Exact duplicates, near-duplicates (MinHash + LSH) and eval-set decontamination over Arrow tables.
+
+Everything here works on whole columns (pyarrow compute + numpy) so a million rows never become Python dicts. Every
+decision is independent of row order: among duplicates the row that sorts first by content keeps its place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_HEX = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"ABCDEF"):
+    _HEX[_c] = 10 + _i
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """A bijective 64-bit mixer: distinct inputs stay distinct, and nearby inputs land far apart."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64, copy=True)
+        z += np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def hash64_strings(values: Sequence[str], salt: str = "") -> np.ndarray:
+    """sha256-derived 64-bit hashes of strings (stable across processes, unlike Python's `hash`)."""
+    out = np.empty(len(values), dtype=np.uint64)
+    prefix = salt.encode("utf-8")
+    for i, value in enumerate(values):
+        out[i] = int.from_bytes(hashlib.sha256(prefix + value.encode("utf-8")).digest()[:8], "big")
+    return out
+
+
+def hash64_column(column: pa.Array | pa.ChunkedArray, salt: str = "") -> np.ndarray:
+    """Hash each value of a string column, hashing every distinct value once."""
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.unify_dictionaries() if hasattr(encoded, "unify_dictionaries") else encoded
+        encoded = encoded.combine_chunks()
+    dictionary = encoded.dictionary.to_pylist()
+    hashes = hash64_strings(dictionary, salt)
+    return hashes[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def id_values(ids: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Row ids (16 hex chars, design §1) as uint64 without a Python loop; None when some id is not of that form."""
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    n = len(ids)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if ids.null_count or not pc.all(pc.equal(pc.utf8_length(ids), 16)).as_py():
+        return None
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset : ids.offset + n + 1]
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(n, 16)
+    nibbles = _HEX[data]
+    if (nibbles == 255).any():
+        return None
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    return np.bitwise_or.reduce(nibbles.astype(np.uint64) << shifts, axis=1)
+
+
+def exact_duplicates(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose `id` repeats an earlier row in content order; returns ``(dropped, kept_for_each_dropped)`` indices.
+
+    The row kept is the first by (id, source, group, meta, scores), so the choice does not depend on input order.
+    """
+    if table.num_rows < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    keys = ["id", "source", "group", "meta", "chosen_score", "rejected_score"]
+    order = pc.sort_indices(table.select(keys), sort_keys=[(k, "ascending") for k in keys])
+    sorted_ids = pc.take(table.column("id"), order)
+    same = pc.equal(sorted_ids[1:], sorted_ids[:-1]).to_numpy(zero_copy_only=False)
+    order_np = order.to_numpy()
+    repeat = np.flatnonzero(same) + 1
+    if not len(repeat):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    run_start = np.maximum.accumulate(np.where(np.concatenate([[True], ~same]), np.arange(len(order_np)), 0))
+    return order_np[repeat].astype(np.int64), order_np[run_start[repeat]].astype(np.int64)
+
+
+def prompt_texts(prompt: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One string per row: the contents of the prompt's messages joined by newlines."""
+    prompt = prompt.combine_chunks() if isinstance(prompt, pa.ChunkedArray) else prompt
+    contents = pa.ListArray.from_arrays(prompt.offsets, prompt.values.field("content"))
+    return pc.binary_join(contents, "\n")
+
+
+def normalise(texts: pa.Array) -> pa.Array:
+    """Case and whitespace do not make a prompt new: lower-case, collapse whitespace, trim."""
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.utf8_lower(texts), r"\s+", " "))
+
+
+def prompt_keys(table: pa.Table) -> np.ndarray:
+    """64-bit keys of the normalised prompt text, used to find eval prompts inside training data."""
+    if table.num_rows == 0:
+        return np.zeros(0, dtype=np.uint64)
+    keys = [hash64_column(normalise(prompt_texts(chunk.column("prompt"))), "prompt\0")
+            for chunk in _row_chunks(table, 200_000)]
+    return np.concatenate(keys)
+
+
+def row_texts(table: pa.Table) -> pa.Array:
+    """Prompt + chosen + rejected as one string: what near-duplicate detection compares."""
+    prompt = prompt_texts(table.column("prompt"))
+    chosen = pc.fill_null(table.column("chosen").combine_chunks(), "")
+    rejected = pc.fill_null(table.column("rejected").combine_chunks(), "")
+    return pc.binary_join_element_wise(prompt, chosen, rejected, "\n")
+
+
+def _row_chunks(table: pa.Table, size: int):
+    for start in range(0, table.num_rows, size):
+        yield table.slice(start, size)
+
+
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) whose S-curve midpoint (1/b)^(1/r) sits just below ``threshold`` (favours recall)."""
+    best = None
+    for rows in range(1, num_perm + 1):
+        if num_perm % rows:
+            continue
+        bands = num_perm // rows
+        midpoint = (1.0 / bands) ** (1.0 / rows)
+        score = threshold - midpoint if midpoint <= threshold else 1.0 + midpoint - threshold
+        if best is None or score < best[0]:
+            best = (score, bands, rows)
+    assert best is not None
+    return best[1], best[2]
+
+
+def minhash_signatures(texts: pa.Array, *, num_perm: int = 64, ngram: int = 3, seed: int = 0) -> np.ndarray:
+    """MinHash signatures (N x num_perm, uint32) over word ``ngram`` shingles; rows without words get all-ones."""
+    n = len(texts)
+    signatures = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    if n == 0:
+        return signatures
+    rng = np.random.default_rng(0x5EED + seed)
+    mult = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
+    add = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    words = pc.utf8_split_whitespace(pc.replace_substring_regex(pc.utf8_lower(texts), r"[^\w\s]+", " "))
+    offsets = words.offsets.to_numpy().astype(np.int64)
+    offsets = offsets - offsets[0]
+    flat = words.flatten()
+    if len(flat) == 0:
+        return signatures
+    word_hash = hash64_column(flat, "word\0")
+    lengths = np.diff(offsets)
+    row_of = np.repeat(np.arange(n), lengths)
+    end_of = offsets[1:][row_of]
+    start_of = offsets[:-1][row_of]
+    pos = np.arange(len(flat))
+    shingle = np.zeros(len(flat), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(ngram):
+            nxt = np.minimum(pos + k, len(flat) - 1)
+            part = np.where(pos + k < end_of, word_hash[nxt], np.uint64(0))
+            shingle = splitmix64(shingle * np.uint64(0x100000001B3) + part)
+    valid = (pos + ngram <= end_of) | ((pos == start_of) & (end_of - start_of < ngram))
+    shingle, rows = shingle[valid], row_of[valid]
+    has = np.unique(rows)
+    starts = np.searchsorted(rows, has)
+    with np.errstate(over="ignore"):
+        for p in range(num_perm):
+            permuted = ((shingle * mult[p] + add[p]) >> np.uint64(32)).astype(np.uint32)
+            signatures[has, p] = np.minimum.reduceat(permuted, starts)
+    return signatures
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while x != root:
+            self.parent[x], x = root, self.parent.get(x, x)
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def near_duplicates(
+    table: pa.Table, threshold: float, *, rows: np.ndarray | None = None, num_perm: int = 64, ngram: int = 3,
+    chunk_rows: int = 20_000, progress=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose prompt+replies have estimated Jaccard similarity >= ``threshold`` with another row.
+
+    MinHash signatures, then LSH banding proposes candidates (no pairwise loop); a candidate is confirmed when the
+    signatures agree on at least ``threshold`` of their positions. Confirmed pairs form clusters; in each cluster the
+    row with the smallest id is kept. Returns ``(dropped, kept_for_each_dropped)`` as positions in ``rows`` (the
+    table rows to compare, taken chunk by chunk so the table is never copied whole; default: all rows).
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError("threshold must be in (0, 1]")
+    rows = np.arange(table.num_rows) if rows is None else np.asarray(rows, dtype=np.int64)
+    n = len(rows)
+    empty = np.zeros(0, dtype=np.int64)
+    if n < 2:
+        return empty, empty
+    chunks = (table.take(pa.array(rows[start : start + chunk_rows])) for start in range(0, n, chunk_rows))
+    if progress is not None:
+        chunks = progress(chunks, total=-(-n // chunk_rows))
+    signatures = np.concatenate([minhash_signatures(row_texts(c), num_perm=num_perm, ngram=ngram) for c in chunks])
+    has_words = signatures[:, 0] != np.iinfo(np.uint32).max
+    bands, width = lsh_params(threshold, num_perm)
+    first, second = [], []
+    for band in range(bands):
+        block = signatures[:, band * width : (band + 1) * width].astype(np.uint64)
+        key = np.zeros(n, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for column in block.T:
+                key = splitmix64(key * np.uint64(0x100000001B3) + column)
+        candidates = np.flatnonzero(has_words)
+        order = candidates[np.argsort(key[candidates], kind="stable")]
+        sorted_key = key[order]
+        same = np.flatnonzero(sorted_key[1:] == sorted_key[:-1]) + 1
+        if not len(same):
+            continue
+        run_start = np.maximum.accumulate(
+            np.where(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]), np.arange(len(order)), 0)
+        )
+        first.append(order[run_start[same]])
+        second.append(order[same])
+    if not first:
+        return empty, empty
+    edges = np.unique(np.concatenate(first).astype(np.int64) * n + np.concatenate(second))
+    a, b = edges // n, edges % n
+    agree = np.concatenate([(signatures[a[i : i + 200_000]] == signatures[b[i : i + 200_000]]).mean(axis=1) >= threshold
+                            for i in range(0, len(a), 200_000)])
+    a, b = a[agree], b[agree]
+    if not len(a):
+        return empty, empty
+    ids = table.column("id")
+    members = np.unique(np.concatenate([a, b]))
+    member_ids = pc.take(ids, pa.array(rows[members])).to_pylist()
+    rank = {int(m): r for r, m in enumerate(members[np.argsort(member_ids, kind="stable")])}
+    uf = _UnionFind()
+    for x, y in zip(a.tolist(), b.tolist()):
+        uf.union(rank[x], rank[y])
+    by_rank = {r: m for m, r in rank.items()}
+    dropped, kept = [], []
+    for m in members.tolist():
+        root = uf.find(rank[m])
+        if root != rank[m]:
+            dropped.append(m)
+            kept.append(by_rank[root])
+    return np.array(dropped, dtype=np.int64), np.array(kept, dtype=np.int64)
