@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -41,9 +42,27 @@ Message = dict[str, str]
 RowKind = Literal["pair", "demonstration", "scored", "prompt_only"]
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """The one JSON spelling used for hashing and for `meta`: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _CANONICAL.encode(value)  # what json.dumps does with these options, without building an encoder per call
+
+
+def _hash16(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _messages_json(messages: list[Message]) -> str:
+    """`canonical_json` of checked messages (exactly the string keys role and content), spelled out: ~5x faster."""
+    return "[" + ",".join(
+        f'{{"content":{encode_basestring(m["content"])},"role":{encode_basestring(m["role"])}}}' for m in messages
+    ) + "]"
+
+
+def _reply_json(reply: str | None) -> str:
+    return "null" if reply is None else encode_basestring(reply)
 
 
 def short_hash(value: Any) -> str:
@@ -71,7 +90,7 @@ def _check_prompt(prompt: Any) -> list[Message]:
         raise RowError("empty_prompt", "the prompt has no messages", "prompt")
     messages: list[Message] = []
     for i, message in enumerate(prompt):
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             raise RowError("schema_violation", f"message {i} is {type(message).__name__}, not an object", f"prompt[{i}]")
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
@@ -83,7 +102,7 @@ def _check_prompt(prompt: Any) -> list[Message]:
         messages.append({"role": role, "content": content})
     if messages[-1]["role"] != "user":
         raise RowError("prompt_not_ending_with_user", "the prompt must end with a user message", "prompt")
-    if not any(m["content"].strip() for m in messages if m["role"] == "user"):
+    if all(m["content"].isspace() or not m["content"] for m in messages if m["role"] == "user"):  # no strip() copies
         raise RowError("empty_prompt", "every user message in the prompt is empty", "prompt")
     return messages
 
@@ -93,7 +112,7 @@ def _check_reply(value: Any, field: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise RowError("schema_violation", f"is {type(value).__name__}, not a string", field)
-    if not value.strip():
+    if not value or value.isspace():  # the same test as `not value.strip()`, without copying the text
         raise RowError("empty_reply", "the reply is empty", field)
     return value
 
@@ -132,16 +151,18 @@ def make_row(
         raise RowError("missing_field", "a rejected reply needs a chosen reply", "chosen")
     if rejected is not None and chosen == rejected:
         raise RowError("identical_pair", "chosen and rejected are identical", "rejected")
+    # The prompt's JSON is built once for both hashes; the id text equals canonical_json([messages, chosen, rejected]).
+    prompt_json = _messages_json(messages)
     return {
-        "id": row_id(messages, chosen, rejected),
+        "id": _hash16(f"[{prompt_json},{_reply_json(chosen)},{_reply_json(rejected)}]"),
         "source": source,
-        "group": group if group is not None else prompt_group(messages),
+        "group": group if group is not None else _hash16(prompt_json),
         "prompt": messages,
         "chosen": chosen,
         "rejected": rejected,
         "chosen_score": _check_score(chosen_score, "chosen_score"),
         "rejected_score": _check_score(rejected_score, "rejected_score"),
-        "meta": canonical_json(dict(meta or {})),
+        "meta": canonical_json(dict(meta)) if meta else "{}",
     }
 
 

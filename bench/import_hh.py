@@ -1,0 +1,169 @@
+"""Benchmark: HH-RLHF .jsonl.gz -> dataset directory, against a `datasets` baseline and a pyarrow floor.
+
+The real harmless-base test file (2,312 records) is replicated to ``--rows`` records, each copy made unique by a tag in
+its first human turn (so ids differ and nothing is deduplicated away), and laid out as the Hub repository. Then, each
+in a fresh subprocess so that caches and memory do not leak between them:
+
+* prefdata   `download_hh(..., from_path=copy)`: file -> parsed, checked rows -> dataset directory (+ quarantine).
+* baseline   the straightforward way, as TRL's hh-rlhf script does: `datasets.load_dataset("json")`, `.map` with a
+             per-row Python function doing the same parse (`split_pair` + `make_row`), `.filter`, `save_to_disk`.
+* floor      pyarrow alone: decompress and parse the JSON into an Arrow table (no per-row work at all).
+
+Peak RSS: prefdata on ``--rss-rows`` small and large copies (default 100,000 and 1,000,000), main process and the
+largest worker. Run:  python bench/import_hh.py [--rows 200000] [--rss-rows 100000,1000000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"
+
+
+def replicate(real: Path, rows: int, root: Path) -> Path:
+    """A Hub-layout copy ``root/harmless-base/test.jsonl.gz`` with ``rows`` unique records made from the real ones."""
+    records = [json.loads(line) for line in gzip.open(real, "rt", encoding="utf-8")]
+    path = root / "harmless-base" / "test.jsonl.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as f:
+        for i in range(rows):
+            record = records[i % len(records)]
+            copy = i // len(records)
+            if copy:  # tag the first human turn identically on both sides: the pair parses exactly as the original
+                tag = f"\n\nHuman: [copy {copy}] "
+                record = {k: v.replace("\n\nHuman: ", tag, 1) if isinstance(v, str) else v for k, v in record.items()}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+def run_prefdata(copy: str, out: str) -> dict:
+    from prefdata.download import download_hh
+
+    start = time.perf_counter()
+    manifest = download_hh(out, "harmless-base", from_path=copy, quiet=True)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows_in": manifest["counts"]["records_in"], "rows_out": manifest["counts"]["rows_out"]}
+
+
+def _baseline_parse(example: dict) -> dict:
+    from prefdata.errors import RowError
+    from prefdata.row import make_row
+    from prefdata.sources.hh import split_pair
+
+    empty = {"id": None, "source": None, "group": None, "prompt": None, "chosen": None, "rejected": None,
+             "chosen_score": None, "rejected_score": None, "meta": None, "reason": None}
+    try:
+        prompt, chosen, rejected = split_pair(example["chosen"], example["rejected"])
+        row = make_row(prompt, chosen, rejected, source="hh-rlhf/harmless-base")
+    except RowError as e:
+        return {**empty, "reason": e.reason}
+    return {**row, "reason": None}
+
+
+def run_baseline(path: str, out: str) -> dict:
+    import datasets
+
+    datasets.disable_progress_bars()
+    cache = tempfile.mkdtemp(prefix="hh-bench-cache-", dir=Path(out).parent)
+    start = time.perf_counter()
+    raw = datasets.load_dataset("json", data_files={"test": path}, cache_dir=cache)
+    parsed = raw.map(_baseline_parse)
+    kept = parsed.filter(lambda reason: reason is None, input_columns="reason")
+    kept.remove_columns("reason").save_to_disk(out)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(cache, ignore_errors=True)
+    return {"seconds": seconds, "rows_in": raw["test"].num_rows, "rows_out": kept["test"].num_rows}
+
+
+def run_floor(path: str, out: str) -> dict:
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    start = time.perf_counter()
+    table = pj.read_json(pa.input_stream(path, compression="gzip"))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rows_in": table.num_rows, "rows_out": table.num_rows}
+
+
+def child(kind: str, source: str, out: str) -> None:
+    """Run one measurement in this (fresh) process and print its result as JSON, with the peak RSS in MiB."""
+    result = {"prefdata": run_prefdata, "baseline": run_baseline, "floor": run_floor}[kind](source, out)
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["rss_mib"] = own.ru_maxrss / 1024
+    result["worker_rss_mib"] = workers.ru_maxrss / 1024
+    result["cpu_seconds"] = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime  # whole process tree
+    print(json.dumps(result))
+
+
+def measure(kind: str, source: Path, out: Path) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    # -P: the bench folder is not put on the import path, so a sibling script cannot shadow a module (tokenize.py)
+    done = subprocess.run([sys.executable, "-P", __file__, "--child", kind, str(source), str(out)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{kind} run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000, help="records in the timed copy")
+    parser.add_argument("--rss-rows", default="100000,1000000", help="small,large copies for peak RSS ('' skips)")
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    work = Path(tempfile.mkdtemp(prefix="hh-bench-", dir=args.workdir))
+    try:
+        copy = work / f"copy-{args.rows}"
+        path = replicate(REAL, args.rows, copy)
+        print(f"{args.rows:,} records, {path.stat().st_size / 2**20:.1f} MiB gzip; {os.cpu_count()} cores",
+              file=sys.stderr)
+        results = {
+            "prefdata": measure("prefdata", copy, work / "out-prefdata"),
+            "baseline": measure("baseline", path, work / "out-baseline"),
+            "floor": measure("floor", path, work / "out-floor"),
+        }
+        assert results["prefdata"]["rows_out"] == results["baseline"]["rows_out"], "prefdata and baseline disagree"
+        print(f"\n| run ({args.rows:,} records) | wall s | rows/s | speed vs baseline | time vs floor | CPU s "
+              "(all processes) | CPU vs floor | rows out | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        base, floor = results["baseline"], results["floor"]
+        for name, r in results.items():
+            rss = f"{r['rss_mib']:.0f}" + (f" (+ worker {r['worker_rss_mib']:.0f})" if r["worker_rss_mib"] > 1 else "")
+            print(f"| {name} | {r['seconds']:.2f} | {r['rows_in'] / r['seconds']:,.0f} "
+                  f"| {base['seconds'] / r['seconds']:.2f}x | {r['seconds'] / floor['seconds']:.2f}x "
+                  f"| {r['cpu_seconds']:.1f} | {r['cpu_seconds'] / floor['cpu_seconds']:.2f}x | {r['rows_out']:,} | {rss} |")
+        shutil.rmtree(copy)
+        sizes = [int(n) for n in args.rss_rows.split(",") if n.strip()]
+        if sizes:
+            print("\n| peak RSS, prefdata | records | seconds | main MiB | largest worker MiB |")
+            print("|---|---|---|---|---|")
+            peaks = []
+            for n in sizes:
+                copy = work / f"copy-{n}"
+                replicate(REAL, n, copy)
+                r = measure("prefdata", copy, work / f"out-{n}")
+                peaks.append(max(r["rss_mib"], r["worker_rss_mib"]))
+                print(f"| | {n:,} | {r['seconds']:.1f} | {r['rss_mib']:.0f} | {r['worker_rss_mib']:.0f} |")
+                shutil.rmtree(copy)
+                shutil.rmtree(work / f"out-{n}", ignore_errors=True)
+            print(f"\nlargest/smallest peak RSS: {peaks[-1] / peaks[0]:.2f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
