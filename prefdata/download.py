@@ -128,8 +128,8 @@ def download_hh(
                 import_jsonl(writer, path, split, row_fn, source=f"hh-rlhf/{name}", on_error=on_error, quiet=quiet,
                              workers=workers)
         if red_team:
-            writer.warn("red-team-attempts has no preference pairs: imported as unsup text (the transcript); "
-                        "rating, min_harmlessness_score_transcript and the task fields are not kept")
+            writer.warn("red-team-attempts has no preference pairs: imported as unsup text (the transcript, with "
+                        "rating, harmlessness scores and task fields in meta)")
         writer.extra["hub"] = {"repo_id": hh.REPO_ID, "revision": revision, "local_copy": from_path is not None}
     return writer.manifest
 

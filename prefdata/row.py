@@ -35,7 +35,7 @@ PREFERENCE_SCHEMA = pa.schema(
         ("meta", pa.string()),
     ]
 )
-UNSUP_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string())])
+UNSUP_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string()), ("meta", pa.string())])
 SCHEMAS = {PREFERENCE_SCHEMA_ID: PREFERENCE_SCHEMA, UNSUP_SCHEMA_ID: UNSUP_SCHEMA}
 
 Message = dict[str, str]
@@ -166,12 +166,13 @@ def make_row(
     }
 
 
-def make_unsup_row(text: str, *, source: str) -> dict[str, Any]:
+def make_unsup_row(text: str, *, source: str, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A `prefdata.unsup/1` row; ``meta`` keeps source fields worth keeping (a red-team attempt's rating, …)."""
     if not isinstance(text, str):
         raise RowError("schema_violation", f"is {type(text).__name__}, not a string", "text")
     if not text.strip():
         raise RowError("empty_text", "the text is empty", "text")
-    return {"id": unsup_id(text), "source": source, "text": text}
+    return {"id": unsup_id(text), "source": source, "text": text, "meta": canonical_json(dict(meta or {}))}
 
 
 def row_kind(row: Mapping[str, Any]) -> RowKind:

@@ -198,8 +198,10 @@ def test_red_team_attempts_import_as_unsup_text_never_pairs(tmp_path, array):
     manifest = download_hh(tmp_path / "out", "red-team-attempts", from_path=tmp_path / "hub", quiet=True)
     assert manifest["schema"] == "prefdata.unsup/1"
     assert manifest["counts"]["quarantined_by_reason"] == {"empty_text": 1, "wrong_schema": 1}
-    assert any("rating" in w and "not kept" in w for w in manifest["warnings"])
+    assert any("rating" in w and "meta" in w for w in manifest["warnings"])
     from prefdata.store import iter_rows
 
     rows = [row for _, row in iter_rows(tmp_path / "out")]
-    assert rows == [{"id": rows[0]["id"], "source": "hh-rlhf/red-team-attempts", "text": transcript}]
+    kept = {key: value for key, value in records[0].items() if key != "transcript"}
+    assert rows == [{"id": rows[0]["id"], "source": "hh-rlhf/red-team-attempts", "text": transcript,
+                     "meta": json.dumps(kept, ensure_ascii=False, sort_keys=True, separators=(",", ":"))}]

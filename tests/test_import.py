@@ -243,7 +243,8 @@ def test_unsup_text_from_txt_jsonl_and_parquet(tmp_path, capsys):
     assert manifest["schema"] == "prefdata.unsup/1"
     rows = load_from_disk(str(out))["train"]
     texts = ["First document,\nstill first.", "Second document: 第二篇。", "Third.", "Fourth.", "Fifth."]
-    assert rows["text"] == texts and rows.column_names == ["id", "source", "text"]
+    assert rows["text"] == texts and rows.column_names == ["id", "source", "text", "meta"]
+    assert [json.loads(m) for m in rows["meta"]] == [{}, {}, {"url": "u"}, {}, {}]
     assert rows["id"][0] == hashlib.sha256(json.dumps(["unsup", texts[0]], ensure_ascii=False,
                                                       separators=(",", ":")).encode()).hexdigest()[:16]
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from prefdata.errors import RowError
-from prefdata.row import PREFERENCE_SCHEMA, make_row, make_unsup_row, prompt_group, row_kind, row_meta
+from prefdata.row import PREFERENCE_SCHEMA, UNSUP_SCHEMA, make_row, make_unsup_row, prompt_group, row_kind, row_meta
 
 PROMPT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a root vegetable."}]
 
@@ -74,7 +74,8 @@ def test_row_kinds():
 
 
 def test_unsup_rows():
-    row = make_unsup_row("Some plain text.", source="unsup/notes")
-    assert set(row) == {"id", "source", "text"}
+    row = make_unsup_row("Some plain text.", source="unsup/notes", meta={"rating": 0})
+    assert list(row) == UNSUP_SCHEMA.names == ["id", "source", "text", "meta"]
+    assert row_meta(row) == {"rating": 0}
     with pytest.raises(RowError):
         make_unsup_row("   ", source="s")

@@ -81,7 +81,7 @@ def parse_mapped(mapping: Mapping[str, str], record: Record, source: str) -> dic
 
 
 def parse_mapped_text(mapping: Mapping[str, str], record: Record, source: str) -> dict[str, Any]:
-    return make_unsup_row(text(record, mapping["text"]), source=source)
+    return make_unsup_row(text(record, mapping["text"]), source=source, meta=leftover_meta(record, {mapping["text"]}))
 
 
 def mapping_format(mapping: Mapping[str, str], kind: str) -> Format:

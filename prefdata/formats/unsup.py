@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefdata.formats.common import Format, Record, text
+from prefdata.formats.common import Format, Record, leftover_meta, text
 from prefdata.row import make_unsup_row
 
 
 def parse_text(record: Record, source: str) -> dict[str, Any]:
-    return make_unsup_row(text(record, "text"), source=source)
+    return make_unsup_row(text(record, "text"), source=source, meta=leftover_meta(record, {"text"}))
 
 
 FORMATS = [

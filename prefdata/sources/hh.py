@@ -115,7 +115,8 @@ def hh_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 
 def red_team_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """One red-team attempt as unsup text: the transcript as it is (``prefdata.unsup/1`` keeps no rating)."""
+    """One red-team attempt as unsup text: the transcript as it is; rating, harmlessness scores etc. go to ``meta``."""
     if "chosen" in record and "transcript" not in record:
         raise RowError("wrong_schema", "a chosen/rejected pair, not a red-team-attempts record", "transcript")
-    return make_unsup_row(_require_text(record, "transcript"), source=source)
+    meta = {key: value for key, value in record.items() if key != "transcript"}
+    return make_unsup_row(_require_text(record, "transcript"), source=source, meta=meta)

@@ -1,0 +1,34 @@
+"""`prefdata train sft|reward|ppo`: the trainer recipes, run in this process (one rank; use `deepspeed -m trainers.…`
+for several). The options are the recipes' own, so the command line and `python -m trainers.<phase>` always agree.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+class _LazyTrainGroup(click.Group):
+    """Imports a recipe (and so torch and DeepSpeed) only when its subcommand runs or shows its help."""
+
+    _RECIPES = {"sft": ("trainers.sft", "sft_command"), "reward": ("trainers.reward", "reward_command"),
+                "ppo": ("trainers.ppo", "ppo_command"), "tokenizer": ("trainers.tokenizer", "tokenizer_command")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self._RECIPES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self._RECIPES:
+            return None
+        import importlib
+
+        module, attribute = self._RECIPES[name]
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except ImportError as e:
+            raise click.ClickException(f"training needs the train extra (pip install 'prefdata[train]'): {e}") from None
+
+
+@click.group("train", cls=_LazyTrainGroup)
+def train_command() -> None:
+    """Train phase 1 (sft), 2 (reward) or 3 (ppo) on a `prefdata split` directory with DeepSpeed; `tokenizer` trains a
+    BPE tokenizer on the data for runs with a model built from a config."""
