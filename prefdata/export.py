@@ -21,7 +21,7 @@ from prefdata.errors import PrefdataError
 from prefdata.progress import info, progress
 from prefdata.render import render
 from prefdata.row import PREFERENCE_SCHEMA
-from prefdata.store import load, read_manifest
+from prefdata.store import check_output_dir, load, publish_dir, read_manifest
 
 FORMATS = ("trl", "dschat", "chatllama", "jsonl", "parquet")
 CONTAINERS = ("jsonl", "parquet", "arrow")
@@ -125,7 +125,7 @@ def export_dataset(
         raise PrefdataError(f"--push-to-hub works with trl, jsonl and parquet, not {format}", field="push_to_hub")
     manifest = read_manifest(directory)
     out = Path(out)
-    _check_out(out, overwrite)
+    check_output_dir(out, overwrite, marker=EXPORT_MANIFEST, what="export")
     dataset_dict = load(directory)
     names = splits or list(dataset_dict)
     for name in names:
@@ -164,7 +164,7 @@ def export_dataset(
         if format == "trl" and container == "arrow":
             _parquet_to_arrow(tmp, names, quiet)
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _publish(tmp, out)
+        publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -276,27 +276,6 @@ def _parquet_to_arrow(tmp: Path, names: list[str], quiet: bool) -> None:
             datasets_logging.enable_progress_bar()
     for name in names:
         (tmp / f"{name}.parquet").unlink()
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise PrefdataError("exists and is not a directory", file=str(out))
-    if not overwrite:
-        raise PrefdataError("exists; pass --overwrite to replace it", file=str(out))
-    if any(out.iterdir()) and not (out / EXPORT_MANIFEST).exists():
-        raise PrefdataError("is not a prefdata export directory; refusing to overwrite it", file=str(out))
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 def push_dataset(out: Path, format: str, container: str, names: list[str], repo: str, *, private: bool = False) -> None:

@@ -272,7 +272,7 @@ class DatasetWriter:
             "warnings": self.warnings,
         }
         write_json_atomic(self.tmp / MANIFEST, self.manifest)
-        _publish(self.tmp, self.out)
+        publish_dir(self.tmp, self.out)
         return self.manifest
 
     def abort(self) -> None:
@@ -281,19 +281,21 @@ class DatasetWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def check_output_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to clobber: an existing output needs ``--overwrite``, and only a prefdata directory is ever replaced."""
+def check_output_dir(out: Path, overwrite: bool, *, marker: str = MANIFEST, what: str = "dataset") -> None:
+    """Refuse to clobber: an existing output needs ``--overwrite``, and only a directory holding ``marker`` (one that
+    prefdata wrote) is ever replaced."""
     if not out.exists():
         return
     if not out.is_dir():
         raise PrefdataError("exists and is not a directory", file=str(out))
     if not overwrite:
         raise PrefdataError("exists; pass --overwrite to replace it", file=str(out))
-    if any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise PrefdataError("is not a prefdata dataset directory; refusing to overwrite it", file=str(out))
+    if any(out.iterdir()) and not (out / marker).exists():
+        raise PrefdataError(f"is not a prefdata {what} directory; refusing to overwrite it", file=str(out))
 
 
-def _publish(tmp: Path, out: Path) -> None:
+def publish_dir(tmp: Path, out: Path) -> None:
+    """Move a finished temporary sibling into place, replacing an older ``out`` (already checked by the caller)."""
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)

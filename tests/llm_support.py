@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from prefdata.row import make_row
-from prefdata.sources.hh import split_pair
-from prefdata.store import DatasetWriter
+from real_data import hh_rows, write_dataset  # noqa: F401  (re-exported for the tests that import them here)
 
 SECRET = "sk-test-5d1c0a9e-never-write-me-7f3b"
-
-
-def hh_rows(path: Path, count: int) -> list[dict[str, Any]]:
-    """The first ``count`` usable HH-RLHF pairs as canonical rows."""
-    rows = []
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            try:
-                prompt, chosen, rejected = split_pair(record["chosen"], record["rejected"])
-                rows.append(make_row(prompt, chosen, rejected, source="hh-rlhf/harmless-base"))
-            except Exception:
-                continue
-            if len(rows) == count:
-                break
-    return rows
-
-
-def write_dataset(out: Path, rows: list[dict[str, Any]]) -> Path:
-    with DatasetWriter(out, command="test") as writer:
-        for row in rows:
-            writer.count_in()
-            writer.write(row, "train")
-    return out
 
 
 def last_content(body: dict[str, Any]) -> str:

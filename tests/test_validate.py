@@ -9,13 +9,13 @@ import tracemalloc
 
 import pyarrow as pa
 import pytest
+from real_data import hh_rows
 
 from prefdata.cli import main
-from prefdata.errors import PrefdataError, RowError
+from prefdata.errors import PrefdataError
 from prefdata.readers import iter_records
 from prefdata.resources import templates_path
 from prefdata.row import UNSUP_SCHEMA_ID, make_row, make_unsup_row, row_id
-from prefdata.sources.hh import split_pair
 from prefdata.store import MANIFEST, DatasetWriter, file_sha256
 from prefdata.validate import (
     RECORD_SCHEMAS,
@@ -302,20 +302,6 @@ def test_a_large_jsonl_is_streamed_not_loaded(tmp_path):
 # ------------------------------------------------------------------------------------------- dataset directories
 
 
-def hh_rows(path, limit=300):
-    """Rows built from the real HH-RLHF records (the first ``limit`` that split into a valid pair)."""
-    rows = []
-    for record in iter_records(path):
-        try:
-            prompt, chosen, rejected = split_pair(record.value["chosen"], record.value["rejected"])
-            rows.append(make_row(prompt, chosen, rejected, source="hh-rlhf/harmless-base"))
-        except RowError:  # defective real records (identical pair, empty reply) are not what these tests are about
-            continue
-        if len(rows) == limit:
-            break
-    return rows
-
-
 def write_dataset(out, rows, *, split_at=None, quarantined=1, schema_id=None):
     kwargs = {"schema_id": schema_id} if schema_id else {}
     with DatasetWriter(out, command="test", **kwargs) as writer:
@@ -330,7 +316,7 @@ def write_dataset(out, rows, *, split_at=None, quarantined=1, schema_id=None):
 
 @pytest.fixture
 def dataset(tmp_path, hh_harmless_test):
-    return write_dataset(tmp_path / "ds", hh_rows(hh_harmless_test), split_at=250, quarantined=2)
+    return write_dataset(tmp_path / "ds", hh_rows(hh_harmless_test, 300), split_at=250, quarantined=2)
 
 
 def problems_of(path) -> list[str]:
