@@ -15,8 +15,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-# Python puts bench/ first on sys.path; scripts there named like stdlib modules (tokenize.py) would shadow them.
-sys.path[:] = [str(REPO), str(REPO / "tests")] + [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the fake server lives in tests/
 
 import argparse  # noqa: E402
 import gzip  # noqa: E402

@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Run as a script, bench/ is sys.path[0]; a sibling bench module named like a stdlib one (tokenize) would shadow it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 HH = Path(os.environ.get("PREFDATA_SHARED_DATA", REPO.parent / "shared" / "data")) / "hh-rlhf/harmless-base/test.jsonl.gz"
 
 
