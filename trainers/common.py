@@ -89,8 +89,24 @@ def config_from_options(config_class: type, options: dict[str, Any]):
     local_rank = options.pop("local_rank", None)
     if local_rank is not None:
         os.environ.setdefault("LOCAL_RANK", str(local_rank))
+    if options.get("quiet"):
+        quiet_libraries()
     names = {f.name for f in fields(config_class)}
     return config_class(**{k: v for k, v in options.items() if k in names})
+
+
+def quiet_libraries() -> None:
+    """``--quiet`` means quiet: no transformers/datasets progress bars, no library deprecation chatter."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def run_main(command: click.Command) -> None:

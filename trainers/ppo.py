@@ -308,7 +308,7 @@ def ppo_command(**options: Any) -> None:
     """Phase 3: PPO on the prompts of ppo_train with an SFT actor and a trained reward model."""
     cfg = common.config_from_options(PPOConfig, options)
     result = train_ppo(cfg)
-    if not cfg.quiet and int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:  # the summary line is printed even with --quiet
         click.echo(common.summary_line(result), err=True)
 
 

@@ -146,7 +146,7 @@ def reward_command(**options: Any) -> None:
     """Phase 2: train a reward model on the pairs of rm_train; eval accuracy on rm_eval."""
     cfg = common.config_from_options(RewardConfig, options)
     result = train_reward(cfg)
-    if not cfg.quiet and int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:  # the summary line is printed even with --quiet
         click.echo(common.summary_line(result), err=True)
 
 

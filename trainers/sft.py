@@ -131,7 +131,7 @@ def sft_command(**options: Any) -> None:
     """Phase 1: supervised fine-tuning on prompt + chosen reply of sft_train."""
     cfg = common.config_from_options(SFTConfig, options)
     result = train_sft(cfg)
-    if not cfg.quiet and int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:  # the summary line is printed even with --quiet
         click.echo(common.summary_line(result), err=True)
 
 
