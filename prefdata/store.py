@@ -186,7 +186,9 @@ class DatasetWriter:
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         self.tmp.mkdir()
-        self._quarantine = open(self.tmp / QUARANTINE, "w", encoding="utf-8")
+        # backslashreplace: a lone surrogate in a quarantined record is written as its JSON escape, so the line stays
+        # valid UTF-8 and reads back as the same record.
+        self._quarantine = open(self.tmp / QUARANTINE, "w", encoding="utf-8", errors="backslashreplace")
         self.manifest: dict[str, Any] | None = None
 
     def __enter__(self) -> DatasetWriter:

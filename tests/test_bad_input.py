@@ -233,3 +233,27 @@ def test_bad_map_option_is_a_usage_error(tmp_path, capsys):
     code, _, err = run(capsys, path, "--out", tmp_path / "o", "--map", "prompt")
     assert code == 2 and "is not FIELD=COLUMN" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_lone_surrogate_escapes_are_quarantined_and_read_back_unchanged(tmp_path):
+    import gzip
+
+    from prefdata.download import download_hh
+    from prefdata.importer import import_files
+
+    good = json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: bye"})
+    broken = '{"chosen": "\\n\\nHuman: hi \\ud800\\n\\nAssistant: a", "rejected": "\\n\\nHuman: hi \\ud800\\n\\nAssistant: b"}'
+    text = "\n".join([good, broken, good.replace("hello", "hey")]) + "\n"
+    (tmp_path / "in.jsonl").write_text(text, encoding="utf-8")
+    (tmp_path / "hub" / "harmless-base").mkdir(parents=True)
+    with gzip.open(tmp_path / "hub" / "harmless-base" / "test.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write(text)
+    manifests = [
+        import_files([tmp_path / "in.jsonl"], tmp_path / "imported", quiet=True),
+        download_hh(tmp_path / "downloaded", "harmless-base", from_path=tmp_path / "hub", quiet=True),
+    ]
+    for manifest, out in zip(manifests, ("imported", "downloaded")):
+        assert manifest["counts"]["quarantined_by_reason"] == {"bad_unicode": 1}
+        assert manifest["counts"]["rows_out"] == 2
+        (line,) = (tmp_path / out / "quarantine.jsonl").read_text(encoding="utf-8").splitlines()
+        assert json.loads(line)["record"] == json.loads(broken)

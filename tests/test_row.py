@@ -79,3 +79,19 @@ def test_unsup_rows():
     assert row_meta(row) == {"rating": 0}
     with pytest.raises(RowError):
         make_unsup_row("   ", source="s")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: make_row([{"role": "user", "content": "broken \ud800 text"}], "a", "b", source="s"),
+        lambda: make_row(PROMPT, "fine", "broken \udc80", source="s"),
+        lambda: make_row(PROMPT, "fine", source="s", meta={"note": "\udc80"}),
+        lambda: make_unsup_row("broken \ud800", source="s"),
+    ],
+)
+def test_lone_surrogates_are_refused_with_a_reason_code(build):
+    # JSON can spell "\ud800"; it is not text, has no UTF-8 and cannot be stored: a row-level defect, not a crash.
+    with pytest.raises(RowError) as info:
+        build()
+    assert info.value.reason == "bad_unicode"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from prefdata.errors import RowError
-from prefdata.row import Message, make_row, make_unsup_row
+from prefdata.row import Message, check_turns_pair, make_row_from_turns, make_unsup_row
 
 REPO_ID = "Anthropic/hh-rlhf"
 PAIR_SUBSETS = ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")
@@ -24,14 +24,11 @@ SPLITS = ("train", "test")
 
 ASSISTANT_MARKER = "\n\nAssistant:"
 HUMAN_MARKER = "\n\nHuman:"
-_TURN_MARKER = re.compile(r"\n\n(Human|Assistant):")
+# A turn marker and the single space after it: splitting on it strips that space from each message in the same pass.
+_TURN_MARKER = re.compile(r"\n\n(Human|Assistant): ?")
 # A role marker that is not preceded by a blank line: the "Assistant: Human: …" defect of the real data.
 _LOOSE_MARKER = re.compile(r"(?<!\n\n)(?:^|(?<=\s))(?:Human|Assistant):")
 _ROLES = {"Human": "user", "Assistant": "assistant"}
-
-
-def _strip_one_space(text: str) -> str:
-    return text[1:] if text.startswith(" ") else text
 
 
 def _has_loose_marker(text: str) -> bool:
@@ -41,9 +38,12 @@ def _has_loose_marker(text: str) -> bool:
     return _LOOSE_MARKER.search(text) is not None
 
 
-def _marker_words(text: str, end: int) -> int:
-    """How many ``Human:``/``Assistant:`` occur in ``text[:end]`` (C-speed counts; equal to the turns when clean)."""
-    return text.count("Human:", 0, end) + text.count("Assistant:", 0, end)
+def _reply_has_loose_marker(reply: str) -> bool:
+    """A loose marker before the reply's own first ``\\n\\nHuman:`` (a fake turn of the reply's own is kept as text)."""
+    if "Human:" not in reply and "Assistant:" not in reply:
+        return False
+    end = reply.find(HUMAN_MARKER)
+    return _has_loose_marker(reply if end < 0 else reply[:end])
 
 
 def shared_cut(chosen: str, rejected: str) -> int:
@@ -60,8 +60,8 @@ def shared_cut(chosen: str, rejected: str) -> int:
         end = cut + len(ASSISTANT_MARKER) - 1  # the next marker to test ends before this one does
 
 
-def parse_turns(text: str) -> list[Message]:
-    """Split ``"\\n\\nHuman: …\\n\\nAssistant: …"`` into messages; refuse text that does not start with a turn."""
+def _turns(text: str) -> tuple[list[str], list[str]]:
+    """Roles (``user``/``assistant``) and contents of ``"\\n\\nHuman: …\\n\\nAssistant: …"``: one regex pass."""
     if not text.startswith(HUMAN_MARKER):
         lead = text.lstrip()
         if lead.startswith("Human:"):
@@ -69,34 +69,46 @@ def parse_turns(text: str) -> list[Message]:
         else:
             raise RowError("malformed_markers", "the conversation does not start with a Human: turn", "chosen")
     pieces = _TURN_MARKER.split(text)
-    return [
-        {"role": _ROLES[speaker], "content": content[1:] if content[:1] == " " else content}
-        for speaker, content in zip(pieces[1::2], pieces[2::2])
-    ]
+    return list(map(_ROLES.__getitem__, pieces[1::2])), pieces[2::2]
 
 
-def split_pair(chosen: str, rejected: str) -> tuple[list[Message], str, str]:
-    """Return ``(prompt, chosen_reply, rejected_reply)`` for one HH record; `RowError` for the known defects."""
-    for field, value in (("chosen", chosen), ("rejected", rejected)):
-        if not isinstance(value, str):
-            raise RowError("schema_violation", f"is {type(value).__name__}, not a string", field)
+def parse_turns(text: str) -> list[Message]:
+    """Split ``"\\n\\nHuman: …\\n\\nAssistant: …"`` into messages; refuse text that does not start with a turn."""
+    roles, contents = _turns(text)
+    return [{"role": role, "content": content} for role, content in zip(roles, contents)]
+
+
+def _split(chosen: str, rejected: str) -> tuple[list[str], list[str], str, str]:
+    """`split_pair` as parallel role and content lists: what `make_row_from_turns` takes, without message dicts."""
+    if type(chosen) is not str or type(rejected) is not str:  # noqa: E721 - exact types are the fast test
+        for field, value in (("chosen", chosen), ("rejected", rejected)):
+            if not isinstance(value, str):
+                raise RowError("schema_violation", f"is {type(value).__name__}, not a string", field)
     cut = shared_cut(chosen, rejected)
     if cut < 0:
         raise RowError(
             "diverges_before_assistant", "chosen and rejected differ before the first Assistant: turn", "rejected"
         )
-    prompt = parse_turns(chosen[:cut])
-    start = cut + len(ASSISTANT_MARKER)
-    chosen_reply = _strip_one_space(chosen[start:])
-    rejected_reply = _strip_one_space(rejected[start:])
-    if _marker_words(chosen, cut) > len(prompt):  # some marker word is not a turn: find the message it is in
-        for i, message in enumerate(prompt):
-            if _has_loose_marker(message["content"]):
+    roles, contents = _turns(chosen[:cut])
+    start = cut + len(ASSISTANT_MARKER)  # replies lose the single space after the marker, as prompt turns do
+    chosen_reply = chosen[start + 1 :] if chosen.startswith(" ", start) else chosen[start:]
+    rejected_reply = rejected[start + 1 :] if rejected.startswith(" ", start) else rejected[start:]
+    # More "Human:"/"Assistant:" words than turns: some marker word is not a turn; find the message it is in.
+    if chosen.count("Human:", 0, cut) + chosen.count("Assistant:", 0, cut) > len(roles):
+        for i, content in enumerate(contents):
+            if _has_loose_marker(content):
                 raise RowError("malformed_markers", "a role marker without the blank line before it", f"prompt[{i}]")
-    for field, reply in (("chosen", chosen_reply), ("rejected", rejected_reply)):
-        end = reply.find(HUMAN_MARKER)  # a fake turn of the reply's own is kept as text; check only before it
-        if _has_loose_marker(reply if end < 0 else reply[:end]):
-            raise RowError("malformed_markers", "a role marker without the blank line before it", field)
+    if _reply_has_loose_marker(chosen_reply):
+        raise RowError("malformed_markers", "a role marker without the blank line before it", "chosen")
+    if _reply_has_loose_marker(rejected_reply):
+        raise RowError("malformed_markers", "a role marker without the blank line before it", "rejected")
+    return roles, contents, chosen_reply, rejected_reply
+
+
+def split_pair(chosen: str, rejected: str) -> tuple[list[Message], str, str]:
+    """Return ``(prompt, chosen_reply, rejected_reply)`` for one HH record; `RowError` for the known defects."""
+    roles, contents, chosen_reply, rejected_reply = _split(chosen, rejected)
+    prompt = [{"role": role, "content": content} for role, content in zip(roles, contents)]
     return prompt, chosen_reply, rejected_reply
 
 
@@ -106,12 +118,28 @@ def _require_text(record: Mapping[str, Any], field: str) -> str:
     return record[field]
 
 
-def hh_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """One ``{"chosen", "rejected"}`` record as a canonical pair row; `RowError` with a reason code otherwise."""
+def _check_pair_record(record: Mapping[str, Any]) -> tuple[str, str]:
     if "transcript" in record and "chosen" not in record:
         raise RowError("wrong_schema", "a red-team-attempts record (transcript), not a chosen/rejected pair", "chosen")
-    prompt, chosen, rejected = split_pair(_require_text(record, "chosen"), _require_text(record, "rejected"))
-    return make_row(prompt, chosen, rejected, source=source)
+    return _require_text(record, "chosen"), _require_text(record, "rejected")
+
+
+def hh_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """One ``{"chosen", "rejected"}`` record as a canonical pair row; `RowError` with a reason code otherwise."""
+    roles, contents, chosen, rejected = _split(*_check_pair_record(record))
+    return make_row_from_turns(roles, contents, chosen, rejected, source=source)
+
+
+def hh_pair_parts(record: Mapping[str, Any]) -> tuple[list[str], list[str], str, str, str, str]:
+    """`hh_row` as ``(roles, contents, chosen, rejected, id, group)``: the row's columns without a dict per message.
+
+    Bulk conversion (`prefdata.sources.chunks`) builds Arrow columns from these directly: same checks, same errors.
+    """
+    roles, contents, chosen, rejected = _split(*_check_pair_record(record))
+    return (roles, contents, chosen, rejected, *check_turns_pair(roles, contents, chosen, rejected))
+
+
+hh_row.pair_parts = hh_pair_parts  # type: ignore[attr-defined]  # the columnar twin `convert_lines` looks for
 
 
 def red_team_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
