@@ -12,8 +12,6 @@ of the three parts (prefdata split writes its output too; the baseline without w
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import shutil
 import subprocess
@@ -26,21 +24,12 @@ HH = Path(os.environ.get("PREFDATA_SHARED_DATA", REPO.parent / "shared" / "data"
 
 
 def build_input(directory: Path, rows: int) -> None:
-    from prefdata.errors import RowError
+    from prefdata.importer import ParsedRow, iter_parsed
     from prefdata.row import make_row
-    from prefdata.sources.hh import split_pair
     from prefdata.store import DatasetWriter
 
-    base = []
-    with gzip.open(HH, "rt", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            try:
-                prompt, chosen, rejected = split_pair(record["chosen"], record["rejected"])
-                make_row(prompt, chosen, rejected, source="check")
-                base.append((prompt, chosen, rejected))
-            except RowError:
-                continue
+    base = [(item.row["prompt"], item.row["chosen"], item.row["rejected"]) for item in iter_parsed(HH, "trl-implicit")
+            if isinstance(item, ParsedRow)]
     duplicates = rows // 100
     with DatasetWriter(directory, command="bench", overwrite=True) as writer:
         for i in range(rows - duplicates):

@@ -12,7 +12,6 @@ subprocess so peak RSS is its own.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import resource
@@ -28,20 +27,11 @@ MAX_LEN = 512
 
 
 def hh_rows() -> list[dict]:
-    from prefdata.errors import RowError
-    from prefdata.row import make_row
-    from prefdata.sources.hh import split_pair
+    """The real HH records that make valid pairs, parsed as `prefdata import` parses them."""
+    from prefdata.importer import ParsedRow, iter_parsed
 
-    rows = []
-    with gzip.open(HH, "rt", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            try:
-                prompt, chosen, rejected = split_pair(record["chosen"], record["rejected"])
-                rows.append(make_row(prompt, chosen, rejected, source="hh-rlhf/harmless-base"))
-            except RowError:
-                continue
-    return rows
+    return [item.row for item in iter_parsed(HH, "trl-implicit", source="hh-rlhf/harmless-base")
+            if isinstance(item, ParsedRow)]
 
 
 def prepare(workdir: Path, n_rows: int, open_rows: int, vocab: int) -> None:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from real_data import hh_rows, write_dataset  # noqa: F401  (re-exported for the tests that import them here)
+from support import hh_rows, write_dataset  # noqa: F401  (re-exported for the tests that import them here)
 
 SECRET = "sk-test-5d1c0a9e-never-write-me-7f3b"
 

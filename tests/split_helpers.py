@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from real_data import hh_rows, write_dataset  # noqa: F401  (re-exported for the tests that import them here)
+from support import hh_rows, write_dataset  # noqa: F401  (re-exported for the tests that import them here)
 
 from prefdata.row import make_row
 

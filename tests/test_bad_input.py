@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from support import run_cli
 
-from prefdata.cli import main
 from prefdata.store import load, read_manifest
 
 HH = {"chosen": "\n\nHuman: Is it cold?\n\nAssistant: Take a coat.",
@@ -19,13 +19,7 @@ STANDARD = [{"prompt": f"Question {i}?", "chosen": f"Good answer {i}.", "rejecte
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        main(["import", *map(str, argv)])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, "import", *argv)
 
 
 def jsonl(path: Path, records) -> Path:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import load_from_disk
+from support import run_cli
 
-from prefdata.cli import main
 from prefdata.formats import detect_format
 from prefdata.importer import ParsedRow, Rejected, default_source, import_files, iter_parsed
 from prefdata.resources import sample_path
@@ -29,13 +29,7 @@ ZH = [
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        main(["import", *map(str, argv)])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, "import", *argv)
 
 
 def expected_id(prompt: list[dict], chosen: str | None, rejected: str | None) -> str:

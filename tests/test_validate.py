@@ -9,7 +9,7 @@ import tracemalloc
 
 import pyarrow as pa
 import pytest
-from real_data import hh_rows
+from support import hh_rows
 
 from prefdata.cli import main
 from prefdata.errors import PrefdataError

@@ -1,10 +1,11 @@
-"""Test helpers shared by several test files: canonical rows from the real HH file, and small dataset directories."""
+"""Test helpers shared by several test files: rows from the real HH file, small dataset directories, the CLI."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from prefdata.cli import main
 from prefdata.importer import ParsedRow, iter_parsed
 from prefdata.store import DatasetWriter
 
@@ -30,3 +31,14 @@ def write_dataset(path: Path, rows: list[dict[str, Any]] | dict[str, list[dict[s
                 writer.count_in()
                 writer.write(row, name)
     return path
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run ``prefdata ARGV…`` in-process as a user would; return (exit code, stdout, stderr)."""
+    try:
+        main([str(arg) for arg in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
