@@ -22,7 +22,7 @@ from prefdata.errors import PrefdataError
 from prefdata.readers import BadRecord, check_input_file, container_of, iter_records
 from prefdata.resources import schema_path
 
-RECORD_SCHEMAS = ("actor", "reward", "rlhf", "preference", "preference_conversational")
+RECORD_SCHEMAS = ("actor", "reward", "rlhf", "preference", "preference_conversational", "preference_implicit")
 DOCUMENT_SCHEMAS = ("templates", "manifest")
 SCHEMA_NAMES = RECORD_SCHEMAS + DOCUMENT_SCHEMAS
 TEMPLATES_FILE_NAME = "templates.json"

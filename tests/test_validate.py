@@ -12,7 +12,6 @@ import pytest
 from support import hh_rows
 
 from prefdata.cli import main
-from prefdata.errors import PrefdataError
 from prefdata.readers import iter_records
 from prefdata.resources import templates_path
 from prefdata.row import UNSUP_SCHEMA_ID, make_row, make_unsup_row, row_id
@@ -35,6 +34,10 @@ GOOD = {
         "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "你好，今天天气怎么样？"}],
         "chosen": [{"role": "assistant", "content": "今天晴朗。"}],
         "rejected": [{"role": "assistant", "content": "I cannot say."}],
+    },
+    "preference_implicit": {
+        "chosen": "\n\nHuman: Is basil a herb?\n\nAssistant: Yes, a leafy one.",
+        "rejected": [{"role": "user", "content": "Is basil a herb?"}, {"role": "assistant", "content": "No."}],
     },
 }
 
@@ -62,6 +65,9 @@ BAD = [
     ("preference_conversational", {**GOOD["preference_conversational"], "prompt": []}, "/prompt", "is an empty array"),
     ("preference_conversational", {**GOOD["preference_conversational"],
                                    "chosen": [{"role": "assistant"}]}, "/chosen/0/content", "required key is missing"),
+    ("preference_implicit", {"chosen": "  ", "rejected": "\n\nHuman: hi\n\nAssistant: yo"}, "/chosen", ""),
+    ("preference_implicit", {"chosen": "\n\nHuman: hi\n\nAssistant: yo", "rejected": 7}, "/rejected", ""),
+    ("preference_implicit", {"chosen": "\n\nHuman: hi\n\nAssistant: yo"}, "/rejected", "required key is missing"),
 ]
 
 
@@ -264,10 +270,14 @@ def test_auto_uses_the_keys_of_many_records_not_just_the_first(tmp_path):
     assert printed == [f"{path}:1: /score: required key is missing"]
 
 
+def test_the_real_hh_file_is_detected_as_implicit_prompt_pairs(hh_harmless_test):
+    report = validate_files([hh_harmless_test], out=None)
+    assert report.schemas[str(hh_harmless_test)] == "preference_implicit"
+    assert report.ok and report.records == sum(1 for _ in iter_records(hh_harmless_test))
+
+
 def test_a_schema_file_given_by_path(tmp_path, hh_harmless_test):
-    """The real HH-RLHF file (text chosen/rejected) fits none of the bundled schemas, but a user's own schema."""
-    with pytest.raises(PrefdataError, match="no known schema matches the keys chosen, rejected"):
-        validate_files([hh_harmless_test], out=None)
+    """A user's own schema, here a stricter one for HH transcripts, is used as given."""
     schema = tmp_path / "hh.schema.json"
     schema.write_text(json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
                                   "required": ["chosen", "rejected"],
