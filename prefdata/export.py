@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from prefdata.errors import PrefdataError
-from prefdata.progress import info, progress
+from prefdata.progress import progress
 from prefdata.render import render
 from prefdata.row import PREFERENCE_SCHEMA
 from prefdata.store import check_output_dir, load, publish_dir, read_manifest
@@ -171,10 +171,14 @@ def export_dataset(
     if push_to_hub:
         push_dataset(out, format, container, names, push_to_hub, private=private)
         report["pushed_to"] = push_to_hub
+    return report
+
+
+def export_summary(report: Mapping[str, Any], out: str | os.PathLike) -> str:
+    """The line `prefdata export` ends with."""
     total = sum(s["rows_out"] for s in report["splits"].values())
     parts = ", ".join(f"{n} {s['rows_out']:,}" for n, s in report["splits"].items())
-    info(f"exported {total:,} rows ({parts}) as {format} to {out}", quiet)
-    return report
+    return f"exported {total:,} rows ({parts}) as {report['format']} to {out}"
 
 
 def _convert(row: Mapping[str, Any], format: str, phase: str) -> list[dict[str, Any]]:

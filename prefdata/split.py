@@ -271,10 +271,6 @@ def split_datasets(
         dropped.flush(writer)
         writer.count_out(n - dropped.count)
         _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_report, dropped, near_dup, exclude)
-    if not quiet:
-        from prefdata.progress import summary_line
-
-        info(summary_line(writer.manifest, str(out)))
     return writer.manifest
 
 

@@ -50,7 +50,7 @@ def download_command(name, out, from_path, revision, subset, domains, min_score_
     Without network, pass --from PATH: a copy of the repository's files in the same layout.
     """
     from prefdata import download
-    from prefdata.progress import info, summary_line
+    from prefdata.progress import summary_line
 
     target = name if name in ("hh-rlhf", "shp") else "hub"
     given = {"subset": subset, "domains": domains, "min_score_ratio": min_score_ratio,
@@ -72,4 +72,4 @@ def download_command(name, out, from_path, revision, subset, domains, min_score_
 
         manifest = download.download_hub(name, out, format=format_ or "auto", kind=kind or "preference",
                                          mapping=parse_map(map_, {}) or None, **common)
-    info(summary_line(manifest, out), quiet)
+    click.echo(summary_line(manifest, out))

@@ -22,8 +22,9 @@ FORMATS = ("trl", "dschat", "chatllama", "jsonl", "parquet")
 @quiet_option
 def export_command(directory, format_, out, container, splits, push_to_hub, private, overwrite, quiet) -> None:
     """Export a dataset directory for TRL, DeepSpeed-Chat, ChatLLaMA, or as plain JSONL / Parquet."""
-    from prefdata.export import export_dataset
+    from prefdata.export import export_dataset, export_summary
 
-    export_dataset(directory, out, format=format_, container=container,
+    report = export_dataset(directory, out, format=format_, container=container,
                    splits=[s for s in splits.split(",") if s] if splits else None, push_to_hub=push_to_hub,
                    private=private, overwrite=overwrite, quiet=quiet)
+    click.echo(export_summary(report, out))

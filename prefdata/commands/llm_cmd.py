@@ -96,8 +96,7 @@ def _finish(result: dict, out: str, quiet: bool) -> None:
     line += (f"; {llm.get('requests', 0):,} requests, {llm.get('cached_hits', 0):,} cached, "
              f"{llm.get('tokens_in', 0):,}/{llm.get('tokens_out', 0):,} tokens in/out, "
              f"cost {llm.get('estimated_cost', 0):.4f}")
-    if not quiet:
-        click.echo(line, err=True)
+    click.echo(line)
 
 
 @click.command("synthesize")

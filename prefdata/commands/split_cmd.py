@@ -38,8 +38,10 @@ def _numbers(name: str, count: int | None = None):
 def split_command(inputs, out, ratio, eval_fraction, seed, splits, weights, max_rows, near_dup, exclude, overwrite,
                   quiet) -> None:
     """Split dataset directories into sft/rm/ppo train and eval parts by a seeded hash of `group`."""
+    from prefdata.progress import summary_line
     from prefdata.split import split_datasets
 
-    split_datasets(inputs, out, ratio=ratio, eval_fraction=eval_fraction, seed=seed,
+    manifest = split_datasets(inputs, out, ratio=ratio, eval_fraction=eval_fraction, seed=seed,
                    splits=[s for s in splits.split(",") if s] if splits else None, weights=weights,
                    max_rows=max_rows, near_dup=near_dup, exclude=exclude, overwrite=overwrite, quiet=quiet)
+    click.echo(summary_line(manifest, out))

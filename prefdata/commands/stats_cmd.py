@@ -14,10 +14,9 @@ from prefdata.commands import quiet_option
 @quiet_option
 def stats_command(directory, tokenizer, quiet) -> None:
     """Write the data card DIR/README.md (counts, lengths, histograms) and print a short table."""
-    from prefdata.progress import info
     from prefdata.stats import terminal_table, write_data_card
 
     stats = write_data_card(directory, tokenizer=tokenizer)
     if not quiet:
         click.echo(terminal_table(stats))
-    info(f"data card written to {stats['card']} with {len(stats['images'])} histogram(s)", quiet)
+    click.echo(f"data card written to {stats['card']} with {len(stats['images'])} histogram(s)")
