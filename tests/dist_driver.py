@@ -8,22 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
 import trainer_helpers as helpers  # noqa: E402
 
 from trainers.ppo import PPOConfig, train_ppo  # noqa: E402
 from trainers.sft import sft_command  # noqa: E402
-
-
-class TargetTokenReward(torch.nn.Module):
-    def __init__(self, target: int) -> None:
-        super().__init__()
-        self.target = target
-
-    def forward(self, input_ids, attention_mask=None, position_ids=None):
-        return ((input_ids == self.target).float() * attention_mask).cumsum(-1)
 
 
 def main(root: Path) -> None:
@@ -39,7 +28,7 @@ def main(root: Path) -> None:
 
     target = AutoTokenizer.from_pretrained(root / "tok").convert_tokens_to_ids(helpers.GOOD)
     ppo = train_ppo(PPOConfig(model=str(root / "sft"), critic_model="tiny-gpt2", out=str(root / "ppo"), zero_stage=3,
-                              max_steps=2, max_new_tokens=6, **common), reward_model=TargetTokenReward(target))
+                              max_steps=2, max_new_tokens=6, **common), reward_model=helpers.TargetTokenReward(target))
     # Read rank 0's SFT log only now: PPO's first collective call guarantees rank 0 has finished writing it.
     sft_log = [json.loads(line) for line in (root / "sft" / "metrics.jsonl").read_text().splitlines()]
     cache_entry = next((root / "cache").glob("sft-sft_train-*"))

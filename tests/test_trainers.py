@@ -92,17 +92,6 @@ def test_reward_model_ranks_unseen_pairs_zero2_bf16(workdir):
     assert (chosen > rejected).float().mean().item() >= 0.9
 
 
-class TargetTokenReward(torch.nn.Module):
-    """Rule-based reward model: the value at position t counts the target token in the sequence up to t."""
-
-    def __init__(self, target: int) -> None:
-        super().__init__()
-        self.target = target
-
-    def forward(self, input_ids, attention_mask=None, position_ids=None):
-        return ((input_ids == self.target).float() * attention_mask).cumsum(-1)
-
-
 def test_ppo_raises_reward_with_finite_kl(workdir):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -116,7 +105,7 @@ def test_ppo_raises_reward_with_finite_kl(workdir):
                   critic_model="tiny-gpt2", out=str(out), cache_dir=str(workdir / "cache"), dtype="fp32",
                   zero_stage=0, micro_batch_size=16, lr=5e-3, epochs=3, max_new_tokens=8, kl_coef=0.01,
                   ppo_epochs=2, seed=1, quiet=True),
-        reward_model=TargetTokenReward(target),
+        reward_model=helpers.TargetTokenReward(target),
     )
     rewards, kls = result["rewards"], result["kls"]
     assert len(rewards) == 12

@@ -11,6 +11,8 @@ import random
 import socket
 from pathlib import Path
 
+import torch
+
 from prefdata.row import make_row, make_unsup_row
 from prefdata.store import DatasetWriter
 
@@ -111,3 +113,14 @@ def train_tokenizer(path: Path, chat_template: bool = False, extra_text: list[st
         )
     fast.save_pretrained(path)
     return fast
+
+
+class TargetTokenReward(torch.nn.Module):
+    """Rule-based reward model: the value at position t counts the target token in the sequence up to t."""
+
+    def __init__(self, target: int) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None):
+        return ((input_ids == self.target).float() * attention_mask).cumsum(-1)

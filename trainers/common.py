@@ -243,6 +243,26 @@ def zero_stage_of(engine: Any) -> int:
 # -------------------------------------------------------------------------------------------------------- loaders
 
 
+def engine_and_loaders(cfg: Any, phase: str, model: Any, train_set: Any, eval_set: Any, collate: Callable, *, rank: int,
+                       world: int) -> tuple[Any, Any, Any, int]:
+    """The DeepSpeed engine for ``model`` and the train/eval loaders of one supervised phase (sft, reward).
+
+    The number of optimizer steps (epochs x batches / accumulation, capped by ``--max-steps``) is known only once the
+    loader exists, and the learning-rate schedule in the DeepSpeed config needs it: hence one function for both.
+    """
+    import deepspeed
+
+    probe = deepspeed_config(cfg, phase, world_size=world, total_steps=1)
+    micro, accum = probe["train_micro_batch_size_per_gpu"], probe["gradient_accumulation_steps"]
+    train_loader = loader(train_set, micro, collate, shuffle=True, seed=cfg.seed, rank=rank, world=world)
+    eval_loader = loader(eval_set, cfg.eval_batch_size, collate, shuffle=False, seed=cfg.seed, rank=rank, world=world)
+    total_steps = min(cfg.max_steps or 10**12, max(len(train_loader) // accum, 1) * cfg.epochs)
+    config = deepspeed_config(cfg, phase, world_size=world, total_steps=total_steps)
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+                                      config=config)
+    return engine, train_loader, eval_loader, total_steps
+
+
 def loader(dataset: Any, batch_size: int, collate: Callable, *, shuffle: bool, seed: int, rank: int, world: int):
     """A DataLoader over a memory-mapped `TokenCache`, each rank reading its own shard (same count on every rank)."""
     from torch.utils.data import DataLoader, DistributedSampler

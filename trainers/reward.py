@@ -64,8 +64,6 @@ def evaluate(engine: Any, eval_loader: Any) -> dict[str, float]:
 
 def train_reward(cfg: RewardConfig) -> dict[str, Any]:
     """Run phase 2 and return a summary (eval before/after, first/last loss, cache counts, output dir)."""
-    import deepspeed
-
     # 1. Processes, tokenizer, cached pairs.
     rank, world = common.init_distributed()
     common.set_seed(cfg.seed)
@@ -80,14 +78,8 @@ def train_reward(cfg: RewardConfig) -> dict[str, Any]:
     # 2. Value model (transformer + one-output head) and its engine.
     model = models.load_value_model(cfg.model, tokenizer)
     collate = functools.partial(collate_pairs, pad_id=tokenizer.pad_token_id)
-    probe = common.deepspeed_config(cfg, "reward", world_size=world, total_steps=1)
-    micro, accum = probe["train_micro_batch_size_per_gpu"], probe["gradient_accumulation_steps"]
-    train_loader = common.loader(train_set, micro, collate, shuffle=True, seed=cfg.seed, rank=rank, world=world)
-    eval_loader = common.loader(eval_set, cfg.eval_batch_size, collate, shuffle=False, seed=cfg.seed, rank=rank, world=world)
-    total_steps = min(cfg.max_steps or 10**12, max(len(train_loader) // accum, 1) * cfg.epochs)
-    ds_config = common.deepspeed_config(cfg, "reward", world_size=world, total_steps=total_steps)
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
-                                      config=ds_config)
+    engine, train_loader, eval_loader, total_steps = common.engine_and_loaders(
+        cfg, "reward", model, train_set, eval_set, collate, rank=rank, world=world)
     resume_dir = out / "checkpoints"
     step, done_micro = common.load_resume_point(engine, resume_dir) if cfg.resume else (0, 0)
     log = common.MetricsLog(out, rank, cfg.quiet)
