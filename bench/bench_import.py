@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from prefdata.errors import RowError
-from prefdata.importer import import_files
-from prefdata.row import make_row
-from prefdata.sources.hh import split_pair
+from prefdata.contract.errors import RowError
+from prefdata.contract.row import make_row
+from prefdata.formats.hh import split_pair
+from prefdata.jobs.importer import import_files
 
 REAL = Path(os.environ.get("PREFDATA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 HH = REAL / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"

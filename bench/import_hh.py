@@ -51,7 +51,7 @@ def replicate(real: Path, rows: int, root: Path) -> Path:
 def run_prefdata(copy: str, out: str) -> dict:
     import datasets  # noqa: F401  (prefdata imports it lazily to write; before the clock, as in the baseline)
 
-    from prefdata.download import download_hh
+    from prefdata.jobs.download import download_hh
 
     start = time.perf_counter()
     manifest = download_hh(out, "harmless-base", from_path=copy, quiet=True)
@@ -60,9 +60,9 @@ def run_prefdata(copy: str, out: str) -> dict:
 
 
 def _baseline_parse(example: dict) -> dict:
-    from prefdata.errors import RowError
-    from prefdata.row import make_row
-    from prefdata.sources.hh import split_pair
+    from prefdata.contract.errors import RowError
+    from prefdata.contract.row import make_row
+    from prefdata.formats.hh import split_pair
 
     empty = {"id": None, "source": None, "group": None, "prompt": None, "chosen": None, "rejected": None,
              "chosen_score": None, "rejected_score": None, "meta": None, "reason": None}

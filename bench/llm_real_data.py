@@ -25,13 +25,13 @@ import time  # noqa: E402
 
 from fake_openai_server import spawn  # noqa: E402
 
-from prefdata.errors import RowError  # noqa: E402
+from prefdata.contract.errors import RowError  # noqa: E402
+from prefdata.contract.row import make_row  # noqa: E402
+from prefdata.formats.hh import split_pair  # noqa: E402
+from prefdata.jobs.score import score  # noqa: E402
 from prefdata.llm.engine import LLMConfig  # noqa: E402
-from prefdata.llm.similarity import NearDuplicateIndex, rouge_l, tokens  # noqa: E402
-from prefdata.row import make_row  # noqa: E402
-from prefdata.score import score  # noqa: E402
-from prefdata.sources.hh import split_pair  # noqa: E402
-from prefdata.store import DatasetWriter  # noqa: E402
+from prefdata.pipeline.similarity import NearDuplicateIndex, rouge_l, tokens  # noqa: E402
+from prefdata.storage.dataset import DatasetWriter  # noqa: E402
 
 
 def build_dataset(source: Path, out: Path) -> tuple[int, list[str]]:

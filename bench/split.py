@@ -24,9 +24,9 @@ HH = Path(os.environ.get("PREFDATA_SHARED_DATA", REPO.parent / "shared" / "data"
 
 
 def build_input(directory: Path, rows: int) -> None:
-    from prefdata.importer import ParsedRow, iter_parsed
-    from prefdata.row import make_row
-    from prefdata.store import DatasetWriter
+    from prefdata.contract.row import make_row
+    from prefdata.jobs.importer import ParsedRow, iter_parsed
+    from prefdata.storage.dataset import DatasetWriter
 
     base = [(item.row["prompt"], item.row["chosen"], item.row["rejected"]) for item in iter_parsed(HH, "trl-implicit")
             if isinstance(item, ParsedRow)]
@@ -44,7 +44,7 @@ def build_input(directory: Path, rows: int) -> None:
 
 
 def run_prefdata(input_dir: str, out: str, near_dup: str) -> None:
-    from prefdata.split import split_datasets
+    from prefdata.jobs.split import split_datasets
 
     split_datasets([input_dir], out, ratio=(6, 2, 2), eval_fraction=0.05, seed=1234, overwrite=True, quiet=True,
                    near_dup=float(near_dup) if near_dup != "none" else None)

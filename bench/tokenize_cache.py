@@ -28,7 +28,7 @@ MAX_LEN = 512
 
 def hh_rows() -> list[dict]:
     """The real HH records that make valid pairs, parsed as `prefdata import` parses them."""
-    from prefdata.importer import ParsedRow, iter_parsed
+    from prefdata.jobs.importer import ParsedRow, iter_parsed
 
     return [item.row for item in iter_parsed(HH, "trl-implicit", source="hh-rlhf/harmless-base")
             if isinstance(item, ParsedRow)]
@@ -39,9 +39,9 @@ def prepare(workdir: Path, n_rows: int, open_rows: int, vocab: int) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from prefdata.render import render
-    from prefdata.row import short_hash
-    from prefdata.store import DatasetWriter
+    from prefdata.contract.render import render
+    from prefdata.contract.row import short_hash
+    from prefdata.storage.dataset import DatasetWriter
 
     rows = hh_rows()
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -68,7 +68,7 @@ def prepare(workdir: Path, n_rows: int, open_rows: int, vocab: int) -> None:
 def warm_up(workdir: Path) -> None:
     """Import `datasets` and open the split directory before the clock starts, for both sides: the one-off import
     (about half a second) is not tokenisation throughput."""
-    from prefdata.store import load
+    from prefdata.storage.dataset import load
 
     load(workdir / "split")
 
@@ -78,8 +78,8 @@ def baseline(workdir: Path, phase: str) -> dict:
     import torch
     from transformers import AutoTokenizer
 
-    from prefdata.render import render
-    from prefdata.store import iter_rows
+    from prefdata.contract.render import render
+    from prefdata.storage.dataset import iter_rows
 
     tokenizer = AutoTokenizer.from_pretrained(workdir / "tok")
     eot = tokenizer.eos_token  # DeepSpeed-Chat appends end_of_conversation_token as text

@@ -6,7 +6,7 @@ Input: the real HH-RLHF harmless-base test file (2,312 records), split into conv
 * file       `validate_files(schema="preference_conversational")` (stream, parse, check every record with jsonschema)
   baseline   the same stream parsed by `iter_records` with no checks: what reading alone costs.
 * directory  `validate_directory` (manifest schema, sha256 of every shard, Arrow schema, every row's contract and id)
-  baseline   reading every row of the same directory with `prefdata.store.iter_rows` (datasets, batch by batch).
+  baseline   reading every row of the same directory with `prefdata.storage.dataset.iter_rows` (datasets, batch by batch).
 
 Run:  python bench/validate_bench.py [--records 100000] [--workdir DIR]
 """
@@ -25,10 +25,10 @@ REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hh-r
 
 def pairs_from_real(real: Path) -> list[tuple[list[dict], str, str]]:
     """The real records that make valid rows (the file's few defective ones are left out)."""
-    from prefdata.errors import RowError
-    from prefdata.readers import iter_records
-    from prefdata.row import make_row
-    from prefdata.sources.hh import split_pair
+    from prefdata.contract.errors import RowError
+    from prefdata.contract.row import make_row
+    from prefdata.formats.hh import split_pair
+    from prefdata.storage.readers import iter_records
 
     pairs = []
     for record in iter_records(real):
@@ -43,8 +43,8 @@ def pairs_from_real(real: Path) -> list[tuple[list[dict], str, str]]:
 
 def make_inputs(workdir: Path, records: int) -> tuple[Path, Path]:
     """A conversational JSONL file and a dataset directory holding the same ``records`` unique pairs."""
-    from prefdata.row import make_row
-    from prefdata.store import DatasetWriter
+    from prefdata.contract.row import make_row
+    from prefdata.storage.dataset import DatasetWriter
 
     pairs = pairs_from_real(REAL)
     jsonl = workdir / "pairs.jsonl"
@@ -73,9 +73,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
-    from prefdata.readers import iter_records
-    from prefdata.store import iter_rows
-    from prefdata.validate import validate_directory, validate_files
+    from prefdata.jobs.validate import validate_directory, validate_files
+    from prefdata.storage.dataset import iter_rows
+    from prefdata.storage.readers import iter_records
 
     workdir = Path(tempfile.mkdtemp(dir=args.workdir, prefix="validate-bench-"))
     try:

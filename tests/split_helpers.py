@@ -6,7 +6,7 @@ from pathlib import Path
 
 from support import hh_rows, write_dataset  # noqa: F401  (re-exported for the tests that import them here)
 
-from prefdata.row import make_row
+from prefdata.contract.row import make_row
 
 
 def user(text: str) -> list[dict[str, str]]:
@@ -31,7 +31,7 @@ def scored(prompt: str, reply: str, score: float, group: str | None = None) -> d
 
 
 def groups_by_split(directory: Path) -> dict[str, set[str]]:
-    from prefdata.store import iter_rows
+    from prefdata.storage.dataset import iter_rows
 
     seen: dict[str, set[str]] = {}
     for split, row in iter_rows(directory):

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from prefdata.cli import main
-from prefdata.importer import ParsedRow, iter_parsed
-from prefdata.store import DatasetWriter
+from prefdata.jobs.importer import ParsedRow, iter_parsed
+from prefdata.storage.dataset import DatasetWriter
 
 
 def hh_rows(path: Path, limit: int | None = None) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import run_cli
 
-from prefdata.store import load, read_manifest
+from prefdata.storage.dataset import load, read_manifest
 
 HH = {"chosen": "\n\nHuman: Is it cold?\n\nAssistant: Take a coat.",
       "rejected": "\n\nHuman: Is it cold?\n\nAssistant: Who cares."}
@@ -232,8 +232,8 @@ def test_bad_map_option_is_a_usage_error(tmp_path, capsys):
 def test_lone_surrogate_escapes_are_quarantined_and_read_back_unchanged(tmp_path):
     import gzip
 
-    from prefdata.download import download_hh
-    from prefdata.importer import import_files
+    from prefdata.jobs.download import download_hh
+    from prefdata.jobs.importer import import_files
 
     good = json.dumps({"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: bye"})
     broken = '{"chosen": "\\n\\nHuman: hi \\ud800\\n\\nAssistant: a", "rejected": "\\n\\nHuman: hi \\ud800\\n\\nAssistant: b"}'

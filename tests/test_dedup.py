@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 from split_helpers import hh_rows, pair, user, write_dataset
 
-from prefdata import dedup
-from prefdata.row import PREFERENCE_SCHEMA, make_row
-from prefdata.split import split_datasets
+from prefdata.contract.row import PREFERENCE_SCHEMA, make_row
+from prefdata.jobs.split import split_datasets
+from prefdata.pipeline import dedup
 
 WORDS = ["river", "stone", "maple", "copper", "lantern", "orchard", "violet", "harbor", "meadow", "thistle", "cobalt", "saffron", "ember", "willow", "granite", "falcon", "juniper", "quartz", "tundra", "velvet", "marble", "cinder", "hollow", "prairie", "beacon", "amber", "spruce", "glacier", "ridge"]
 

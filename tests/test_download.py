@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from prefdata.cli import main
-from prefdata.download import download_hub
-from prefdata.sources.hub import split_of
-from prefdata.store import iter_rows, read_manifest
+from prefdata.jobs.download import download_hub
+from prefdata.storage.dataset import iter_rows, read_manifest
+from prefdata.storage.hub import split_of
 
 
 def _cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -107,7 +107,7 @@ def test_generic_hub_fail_mode_stops_at_first_bad_record(tmp_path):
     repo = tmp_path / "hub"
     repo.mkdir()
     (repo / "train.jsonl").write_text('{"prompt": "Q", "chosen": "A", "rejected": "B"}\n{"prompt": "Q"\n')
-    from prefdata.errors import PrefdataError
+    from prefdata.contract.errors import PrefdataError
 
     with pytest.raises(PrefdataError, match=r"bad_json") as info:
         download_hub("someone/x", tmp_path / "o", from_path=repo, on_error="fail", quiet=True)

@@ -10,11 +10,11 @@ import pytest
 from split_helpers import demo, hh_rows, pair, prompt_only, write_dataset
 
 from prefdata.cli import main
-from prefdata.export import export_dataset
-from prefdata.render import render
-from prefdata.row import PREFERENCE_SCHEMA
-from prefdata.split import split_datasets
-from prefdata.store import iter_rows
+from prefdata.contract.render import render
+from prefdata.contract.row import PREFERENCE_SCHEMA
+from prefdata.jobs.export import export_dataset
+from prefdata.jobs.split import split_datasets
+from prefdata.storage.dataset import iter_rows
 
 
 @pytest.fixture(scope="module")

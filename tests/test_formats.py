@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from prefdata.errors import PrefdataError, RowError
+from prefdata.contract.errors import PrefdataError, RowError
+from prefdata.contract.render import render
 from prefdata.formats import FORMATS, detect_from_records, get_format, mapping_format
 from prefdata.formats.dschat import parse_rendered_prompt
-from prefdata.readers import BadRecord, Record
-from prefdata.render import render
+from prefdata.storage.readers import BadRecord, Record
 
 SRC = "custom/test"
 

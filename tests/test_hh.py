@@ -13,12 +13,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from prefdata.download import download_hh
-from prefdata.errors import RowError
-from prefdata.row import prompt_group, row_id
-from prefdata.sources import hh
-from prefdata.sources.chunks import convert_file
-from prefdata.store import read_manifest
+from prefdata.contract.errors import RowError
+from prefdata.contract.row import prompt_group, row_id
+from prefdata.formats import hh
+from prefdata.jobs.download import download_hh
+from prefdata.pipeline.chunks import convert_file
+from prefdata.storage.dataset import read_manifest
 
 
 def _row(chosen: str, rejected: str) -> dict:
@@ -152,7 +152,7 @@ def test_same_input_gives_byte_identical_arrow(hh_harmless_test, tmp_path):
 
 
 def test_chunks_keep_file_order_with_workers(hh_harmless_test, monkeypatch):
-    monkeypatch.setattr("prefdata.sources.chunks.CHUNK_BYTES", 64 << 10)  # many small chunks, many in flight
+    monkeypatch.setattr("prefdata.pipeline.chunks.CHUNK_BYTES", 64 << 10)  # many small chunks, many in flight
     kwargs = {"source": "s", "schema_id": "prefdata.preference/1"}
     inline = list(convert_file(hh_harmless_test, hh.hh_row, workers=0, **kwargs))
     parallel = list(convert_file(hh_harmless_test, hh.hh_row, workers=2, **kwargs))
@@ -176,7 +176,7 @@ def test_subset_all_takes_the_four_pair_subsets(hh_harmless_test, tmp_path):
     manifest = download_hh(tmp_path / "out", "all", from_path=copy, quiet=True)
     assert sorted(manifest["splits"]) == ["test", "train"]
     assert manifest["counts"]["records_in"] == 40
-    from prefdata.store import iter_rows
+    from prefdata.storage.dataset import iter_rows
 
     sources = Counter(row["source"] for _, row in iter_rows(tmp_path / "out"))
     expected = Counter()
@@ -199,7 +199,7 @@ def test_red_team_attempts_import_as_unsup_text_never_pairs(tmp_path, array):
     assert manifest["schema"] == "prefdata.unsup/1"
     assert manifest["counts"]["quarantined_by_reason"] == {"empty_text": 1, "wrong_schema": 1}
     assert any("rating" in w and "meta" in w for w in manifest["warnings"])
-    from prefdata.store import iter_rows
+    from prefdata.storage.dataset import iter_rows
 
     rows = [row for _, row in iter_rows(tmp_path / "out")]
     kept = {key: value for key, value in records[0].items() if key != "transcript"}

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from prefdata.errors import RowError
-from prefdata.row import (
+from prefdata.contract.errors import RowError
+from prefdata.contract.row import (
     PREFERENCE_SCHEMA_ID,
     ROLES,
     _ids,
@@ -19,8 +19,8 @@ from prefdata.row import (
     prompt_group,
     row_id,
 )
-from prefdata.sources import hh
-from prefdata.sources.chunks import _string_records, convert_block, convert_lines
+from prefdata.formats import hh
+from prefdata.pipeline.chunks import _string_records, convert_block, convert_lines
 
 PAIR = {"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.", "rejected": "\n\nHuman: Hi?\n\nAssistant: Go away."}
 

@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 from datasets import load_from_disk
 from support import run_cli
 
+from prefdata.contract.resources import sample_path
 from prefdata.formats import detect_format
-from prefdata.importer import ParsedRow, Rejected, default_source, import_files, iter_parsed
-from prefdata.resources import sample_path
-from prefdata.store import read_manifest
+from prefdata.jobs.importer import ParsedRow, Rejected, default_source, import_files, iter_parsed
+from prefdata.storage.dataset import read_manifest
 
 ZH = [
     {"prompt": "用一句话解释什么是机器学习。", "chosen": "机器学习是让计算机从数据中学习规律的方法。", "rejected": "不知道。"},

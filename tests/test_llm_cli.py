@@ -14,7 +14,7 @@ from fake_openai_server import FakeOpenAI
 from llm_support import SECRET, fake_model, hh_rows, write_dataset, written_files
 
 from prefdata.llm.cache import ResponseCache, request_key
-from prefdata.store import iter_rows
+from prefdata.storage.dataset import iter_rows
 
 
 @pytest.fixture(scope="module")

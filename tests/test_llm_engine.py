@@ -158,7 +158,7 @@ def test_retry_after_header_forms():
 
 
 def test_check_refuses_nonsense_settings(tmp_path):
-    from prefdata.errors import PrefdataError
+    from prefdata.contract.errors import PrefdataError
 
     with pytest.raises(PrefdataError, match="max-cost needs"):
         Engine(LLMConfig(model="m", cache="none", max_cost=1.0))

@@ -8,10 +8,10 @@ import pytest
 from fake_openai_server import FakeOpenAI
 from llm_support import fake_model, hh_rows, last_content, length_score, write_dataset
 
+from prefdata.contract.row import row_meta
+from prefdata.jobs.score import pairwise_verdict, parse_choice, parse_score, score
 from prefdata.llm.engine import LLMConfig
-from prefdata.row import row_meta
-from prefdata.score import pairwise_verdict, parse_choice, parse_score, score
-from prefdata.store import iter_rows
+from prefdata.storage.dataset import iter_rows
 
 
 @pytest.fixture(scope="module")

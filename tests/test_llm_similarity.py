@@ -6,7 +6,7 @@ import random
 
 from llm_support import hh_rows
 
-from prefdata.llm.similarity import NearDuplicateIndex, rouge_l, tokens
+from prefdata.pipeline.similarity import NearDuplicateIndex, rouge_l, tokens
 
 
 def brute_force_kept(texts: list[str], threshold: float) -> list[int]:

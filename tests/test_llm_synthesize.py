@@ -10,13 +10,13 @@ import pytest
 from fake_openai_server import FakeOpenAI
 from llm_support import fake_model, length_score
 
-from prefdata.errors import PrefdataError
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.row import row_meta
+from prefdata.jobs.synthesize import OVERFETCH, parse_prompt_list, synthesize
 from prefdata.llm.engine import LLMConfig
-from prefdata.llm.similarity import rouge_l, tokens
 from prefdata.llm.templating import load_templates, template_sha256
-from prefdata.row import row_meta
-from prefdata.store import iter_rows
-from prefdata.synthesize import OVERFETCH, parse_prompt_list, synthesize
+from prefdata.pipeline.similarity import rouge_l, tokens
+from prefdata.storage.dataset import iter_rows
 
 SEEDS = [
     "Explain how tides work to a ten year old.",

@@ -7,9 +7,9 @@ import json
 import jsonschema
 import pytest
 
-from prefdata.errors import PrefdataError
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.resources import schema_path, templates_path
 from prefdata.llm.templating import TemplateError, fill, load_templates, placeholders
-from prefdata.resources import schema_path, templates_path
 
 
 @pytest.mark.parametrize("template", [

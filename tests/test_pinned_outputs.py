@@ -13,7 +13,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from support import run_cli
 
 _SKIP = {"prefdata.json", "prefdata-export.json"}

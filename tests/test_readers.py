@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from prefdata import readers
-from prefdata.errors import PrefdataError
-from prefdata.readers import BadRecord, Record, iter_records
+from prefdata.contract.errors import PrefdataError
+from prefdata.storage import readers
+from prefdata.storage.readers import BadRecord, Record, iter_records
 
 CJK = "你好，世界！🙂 naïve café"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prefdata.errors import PrefdataError
-from prefdata.render import render
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.render import render
 
 PROMPT = [
     {"role": "user", "content": "How do I keep basil fresh?"},

@@ -7,8 +7,16 @@ import json
 
 import pytest
 
-from prefdata.errors import RowError
-from prefdata.row import PREFERENCE_SCHEMA, UNSUP_SCHEMA, make_row, make_unsup_row, prompt_group, row_kind, row_meta
+from prefdata.contract.errors import RowError
+from prefdata.contract.row import (
+    PREFERENCE_SCHEMA,
+    UNSUP_SCHEMA,
+    make_row,
+    make_unsup_row,
+    prompt_group,
+    row_kind,
+    row_meta,
+)
 
 PROMPT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a root vegetable."}]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from prefdata.download import download_shp
-from prefdata.errors import PrefdataError
-from prefdata.row import row_meta
-from prefdata.store import iter_rows
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.row import row_meta
+from prefdata.jobs.download import download_shp
+from prefdata.storage.dataset import iter_rows
 
 
 def _record(post: str, a: str, b: str, score_a: int, score_b: int, **extra) -> dict:

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from split_helpers import demo, groups_by_split, hh_rows, pair, prompt_only, scored, user, write_dataset
 
 from prefdata.cli import main
-from prefdata.row import make_row, row_meta
-from prefdata.split import PHASES, SPLITS, assign_phases, split_datasets, unit_floats
-from prefdata.store import iter_rows, read_manifest
+from prefdata.contract.row import make_row, row_meta
+from prefdata.jobs.split import PHASES, SPLITS, assign_phases, split_datasets, unit_floats
+from prefdata.storage.dataset import iter_rows, read_manifest
 
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -228,7 +228,7 @@ def test_named_splits_only_and_unknown_split_is_an_error(tmp_path):
     source = write_dataset(tmp_path / "in", {"train": [pair(i) for i in range(10)], "test": [pair(100 + i) for i in range(4)]})
     manifest = split_datasets([source], tmp_path / "out", splits=["test"], quiet=True)
     assert manifest["counts"]["records_in"] == 4
-    from prefdata.errors import PrefdataError
+    from prefdata.contract.errors import PrefdataError
 
     with pytest.raises(PrefdataError, match="no split 'dev'"):
         split_datasets([source], tmp_path / "out2", splits=["dev"], quiet=True)

@@ -9,7 +9,7 @@ import pytest
 from split_helpers import demo, hh_rows, prompt_only, write_dataset
 
 from prefdata.cli import main
-from prefdata.stats import dataset_stats, write_data_card
+from prefdata.jobs.stats import dataset_stats, write_data_card
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

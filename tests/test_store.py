@@ -7,9 +7,9 @@ import json
 import datasets
 import pytest
 
-from prefdata.errors import PrefdataError
-from prefdata.row import PREFERENCE_SCHEMA, make_row
-from prefdata.store import DatasetWriter, load, read_manifest
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.row import PREFERENCE_SCHEMA, make_row
+from prefdata.storage.dataset import DatasetWriter, load, read_manifest
 
 
 def _rows(n: int, tag: str = ""):

@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("transformers", reason="the trainers need the train extra")
 
-from prefdata.errors import PrefdataError  # noqa: E402
-from prefdata.render import render  # noqa: E402
-from prefdata.row import make_row  # noqa: E402
-from prefdata.store import DatasetWriter  # noqa: E402
+from prefdata.contract.errors import PrefdataError  # noqa: E402
+from prefdata.contract.render import render  # noqa: E402
+from prefdata.contract.row import make_row  # noqa: E402
+from prefdata.storage.dataset import DatasetWriter  # noqa: E402
 from trainers.data import (  # noqa: E402
     IGNORE_INDEX,
     TokenizeSpec,
@@ -55,7 +55,7 @@ def _ids(tokenizer, text):
 
 
 def _rows(split_dir, split):
-    from prefdata.store import iter_rows
+    from prefdata.storage.dataset import iter_rows
 
     return [row for _, row in iter_rows(split_dir, split)]
 

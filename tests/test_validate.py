@@ -12,11 +12,9 @@ import pytest
 from support import hh_rows
 
 from prefdata.cli import main
-from prefdata.readers import iter_records
-from prefdata.resources import templates_path
-from prefdata.row import UNSUP_SCHEMA_ID, make_row, make_unsup_row, row_id
-from prefdata.store import MANIFEST, DatasetWriter, file_sha256
-from prefdata.validate import (
+from prefdata.contract.resources import templates_path
+from prefdata.contract.row import UNSUP_SCHEMA_ID, make_row, make_unsup_row, row_id
+from prefdata.jobs.validate import (
     RECORD_SCHEMAS,
     SCHEMA_NAMES,
     compiled_validator,
@@ -24,6 +22,8 @@ from prefdata.validate import (
     validate_directory,
     validate_files,
 )
+from prefdata.storage.dataset import MANIFEST, DatasetWriter, file_sha256
+from prefdata.storage.readers import iter_records
 
 GOOD = {
     "actor": {"user_input": "Name three kinds of cloud.", "completion": "Cirrus, cumulus and stratus."},

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from prefdata.row import make_row, make_unsup_row
-from prefdata.store import DatasetWriter
+from prefdata.contract.row import make_row, make_unsup_row
+from prefdata.storage.dataset import DatasetWriter
 
 SPLITS = ("sft_train", "sft_eval", "rm_train", "rm_eval", "ppo_train", "ppo_eval")
 ANIMALS = ["cat", "dog", "fox", "owl", "bee", "cow", "hen", "eel", "elk", "yak", "ant", "bat"]

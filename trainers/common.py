@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from prefdata.errors import PrefdataError
+from prefdata.contract.errors import PrefdataError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DTYPES = ("bf16", "fp32")

@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from prefdata.errors import PrefdataError
-from prefdata.progress import progress
-from prefdata.render import TEMPLATES, render
-from prefdata.row import row_meta
-from prefdata.store import read_manifest
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.render import TEMPLATES, render
+from prefdata.contract.row import row_meta
+from prefdata.pipeline.progress import progress
+from prefdata.storage.dataset import read_manifest
 
 CACHE_FORMAT = 1
 PHASES = ("sft", "reward", "ppo", "ptx")
@@ -234,7 +234,7 @@ def build_cache(
     data_dir: str | os.PathLike, split: str, tokenizer: Any, spec: TokenizeSpec, path: Path, *, quiet: bool = False
 ) -> dict[str, Any]:
     """Tokenise one split into the IPC file ``path`` (written under a temporary name, then renamed); return counts."""
-    from prefdata.store import load
+    from prefdata.storage.dataset import load
 
     started = time.perf_counter()
     dataset = load(data_dir)[split]

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefdata.errors import PrefdataError
+from prefdata.contract.errors import PrefdataError
 
 # `--model tiny-gpt2` / `tiny-llama`: small architectures built from transformers config classes, no weights needed.
 PRESETS: dict[str, dict[str, Any]] = {

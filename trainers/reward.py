@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
-from prefdata.errors import PrefdataError
-from prefdata.progress import progress
+from prefdata.contract.errors import PrefdataError
+from prefdata.pipeline.progress import progress
 from trainers import common, models
 from trainers.data import TokenizeSpec, collate_pairs, tokenized
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from prefdata.progress import info
-from prefdata.render import TEMPLATES, render
-from prefdata.store import iter_rows, read_manifest
+from prefdata.contract.render import TEMPLATES, render
+from prefdata.pipeline.progress import info
+from prefdata.storage.dataset import iter_rows, read_manifest
 
 EOS, PAD, UNK = "<|endoftext|>", "<pad>", "<unk>"
 

@@ -11,13 +11,13 @@ import os
 from collections.abc import Iterable, Mapping
 from itertools import islice
 
-from prefdata.errors import PrefdataError
+from prefdata.contract.errors import PrefdataError
 from prefdata.formats import chatllama, dschat, sharegpt, trl, unsup
 from prefdata.formats.common import Format, Record
 from prefdata.formats.mapping import FIELDS as MAPPING_FIELDS
 from prefdata.formats.mapping import mapping_format
-from prefdata.readers import DEFAULT_MAX_RECORD_BYTES, BadRecord, container_of, iter_records
-from prefdata.readers import Record as ReadRecord
+from prefdata.storage.readers import DEFAULT_MAX_RECORD_BYTES, BadRecord, container_of, iter_records
+from prefdata.storage.readers import Record as ReadRecord
 
 FORMATS: dict[str, Format] = {
     f.name: f for module in (chatllama, dschat, trl, sharegpt, unsup) for f in module.FORMATS

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefdata.contract.row import make_row
 from prefdata.formats.common import Format, Record, leftover_meta, score, text, user_prompt
-from prefdata.row import make_row
 
 
 def parse_actor(record: Record, source: str) -> dict[str, Any]:

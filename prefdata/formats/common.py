@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefdata.errors import RowError
-from prefdata.row import Message
+from prefdata.contract.errors import RowError
+from prefdata.contract.row import Message
 
 Record = Mapping[str, Any]
 ParseFn = Callable[[Record, str], dict[str, Any]]

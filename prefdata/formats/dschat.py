@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from prefdata.errors import RowError
+from prefdata.contract.errors import RowError
+from prefdata.contract.row import Message, make_row
 from prefdata.formats.common import Format, Record, is_listy, leftover_meta, text
-from prefdata.row import Message, make_row
 
 _BLANK_LINE_MARKER = re.compile(r"\n\n(Human|Assistant):")
 _ANY_MARKER = re.compile(r"(?:^|(?<=\s))(Human|Assistant):")

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from prefdata.errors import PrefdataError, RowError
+from prefdata.contract.errors import PrefdataError, RowError
+from prefdata.contract.row import make_row, make_unsup_row
 from prefdata.formats.common import (
     Format,
     Record,
@@ -24,7 +25,6 @@ from prefdata.formats.common import (
     text,
     user_prompt,
 )
-from prefdata.row import make_row, make_unsup_row
 
 FIELDS = {
     "preference": ("prompt", "chosen", "rejected", "chosen_score", "rejected_score", "system", "group"),

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefdata.errors import RowError
+from prefdata.contract.errors import RowError
+from prefdata.contract.row import Message, make_row
 from prefdata.formats.common import (
     Format,
     Record,
@@ -21,7 +22,6 @@ from prefdata.formats.common import (
     require,
     text,
 )
-from prefdata.row import Message, make_row
 
 ALPACA_JOIN = "\n\n"
 

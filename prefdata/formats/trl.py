@@ -1,7 +1,7 @@
 """TRL's dataset formats (trl `data_utils`): standard (strings) and conversational (lists of messages).
 
 Preference: explicit prompt ``{prompt, chosen, rejected}`` or implicit prompt ``{chosen, rejected}`` (the prompt is the
-shared beginning of both). Standard implicit rows are HH-RLHF text and go through `prefdata.sources.hh.split_pair`.
+shared beginning of both). Standard implicit rows are HH-RLHF text and go through `prefdata.formats.hh.split_pair`.
 Also: prompt-only ``{prompt}``, prompt-completion ``{prompt, completion}`` and language modelling ``{messages}``.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefdata.errors import RowError
+from prefdata.contract.errors import RowError
+from prefdata.contract.row import Message, make_row
 from prefdata.formats.common import (
     Format,
     Record,
@@ -23,8 +24,7 @@ from prefdata.formats.common import (
     user_prompt,
 )
 from prefdata.formats.dschat import looks_rendered
-from prefdata.row import Message, make_row
-from prefdata.sources.hh import split_pair
+from prefdata.formats.hh import split_pair
 
 _SCORES = {"chosen_score", "rejected_score"}
 

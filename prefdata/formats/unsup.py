@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefdata.contract.row import make_unsup_row
 from prefdata.formats.common import Format, Record, leftover_meta, text
-from prefdata.row import make_unsup_row
 
 
 def parse_text(record: Record, source: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prefdata.errors import PrefdataError
-from prefdata.row import canonical_json
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.row import canonical_json
 
 CACHE_ENV = "PREFDATA_CACHE"
 

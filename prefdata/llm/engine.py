@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from prefdata.errors import PrefdataError
+from prefdata.contract.errors import PrefdataError
 from prefdata.llm.accounting import Accounting, estimate_tokens
 from prefdata.llm.cache import NullCache, ResponseCache, default_cache_path, request_key
 

@@ -14,7 +14,7 @@ import string
 from collections.abc import Mapping
 from pathlib import Path
 
-from prefdata.errors import PrefdataError
+from prefdata.contract.errors import PrefdataError
 
 # What each bundled role needs; a template may not use anything else.
 TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
@@ -83,7 +83,7 @@ def template_sha256(template: str) -> str:
 
 
 def default_templates_path() -> Path:
-    from prefdata.resources import templates_path
+    from prefdata.contract.resources import templates_path
 
     return templates_path()
 

@@ -1,0 +1,304 @@
+"""The canonical row (`prefdata.preference/1`) and the unsupervised-text row (`prefdata.unsup/1`).
+
+Every source ends here: adapters produce plain dicts through `make_row`, which checks the row and gives it its stable
+`id` and default `group`. Rows stay as plain Python dicts (cheap to build, easy to test); `PREFERENCE_SCHEMA` is the Arrow
+type they are stored with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from prefdata.contract.errors import RowError
+
+PREFERENCE_SCHEMA_ID = "prefdata.preference/1"
+UNSUP_SCHEMA_ID = "prefdata.unsup/1"
+ROLES = ("system", "user", "assistant")
+
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+PREFERENCE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("group", pa.string()),
+        ("prompt", pa.list_(MESSAGE_TYPE)),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("chosen_score", pa.float64()),
+        ("rejected_score", pa.float64()),
+        ("meta", pa.string()),
+    ]
+)
+UNSUP_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string()), ("meta", pa.string())])
+SCHEMAS = {PREFERENCE_SCHEMA_ID: PREFERENCE_SCHEMA, UNSUP_SCHEMA_ID: UNSUP_SCHEMA}
+
+Message = dict[str, str]
+RowKind = Literal["pair", "demonstration", "scored", "prompt_only"]
+
+
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling used for hashing and for `meta`: sorted keys, no spaces, UTF-8 kept as is."""
+    return _CANONICAL.encode(value)  # what json.dumps does with these options, without building an encoder per call
+
+
+_CONTENT_HEAD = '{"content":'
+_ROLE_TAIL = {role: f',"role":{encode_basestring(role)}}}' for role in ROLES}
+# Bytes that never occur in UTF-8: they mark, in the joined contents, where a message of each role ends.
+_ROLE_MARK = {"system": b"\xfd", "user": b"\xfe", "assistant": b"\xff"}
+_ROLE_GLUE = tuple((mark, f'","role":"{role}"}},{{"content":"'.encode()) for role, mark in _ROLE_MARK.items())
+_GLUE_TAIL = len(b',{"content":"')
+_CONTROLS_BUT_NEWLINE = bytes(c for c in range(0x20) if c != 0x0A)  # what encode_basestring spells as escapes
+
+
+def _turns_json(roles: Sequence[str], contents: Sequence[str]) -> str:
+    """`canonical_json` of messages with checked roles and string contents, spelled out: ~5x faster.
+
+    Sorted keys put "content" before "role"; C-level `map`s build the list, with no Python frame per message.
+    """
+    heads = map(_CONTENT_HEAD.__add__, map(encode_basestring, contents))
+    return "[" + ",".join(map(str.__add__, heads, map(_ROLE_TAIL.__getitem__, roles))) + "]"
+
+
+def _reply_json(reply: str | None) -> str:
+    return "null" if reply is None else encode_basestring(reply)
+
+
+def _escape_utf8(data: bytes) -> bytes | None:
+    """``encode_basestring(text)`` (without quotes) as UTF-8, from ``text``'s UTF-8; None if it has a control
+    character other than newline (those take the generic path). Escapes touch only ASCII bytes, which never occur
+    inside a multi-byte UTF-8 sequence, so escaping the bytes equals encoding the escaped text; a few C-speed byte
+    passes instead of `encode_basestring`'s per-character loop."""
+    if len(data.translate(None, _CONTROLS_BUT_NEWLINE)) != len(data):
+        return None
+    return data.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n")
+
+
+def _reply_utf8(reply: str | None) -> bytes | None:
+    if reply is None:
+        return b"null"
+    body = _escape_utf8(reply.encode("utf-8"))
+    return None if body is None else b'"' + body + b'"'
+
+
+def _ids_utf8(roles: Sequence[str], contents: Sequence[str], chosen: str | None, rejected: str | None):
+    """`_ids` built on UTF-8 bytes (see `_escape_utf8`): all contents escaped in one pass; None where it cannot."""
+    if not roles:
+        return None
+    marked = b"".join(map(bytes.__add__, map(str.encode, contents), map(_ROLE_MARK.__getitem__, roles)))
+    body = _escape_utf8(marked)
+    chosen_json, rejected_json = _reply_utf8(chosen), _reply_utf8(rejected)
+    if body is None or chosen_json is None or rejected_json is None:
+        return None
+    for mark, glue in _ROLE_GLUE:
+        body = body.replace(mark, glue)
+    prompt = b'[{"content":"' + body[:-_GLUE_TAIL] + b"]"
+    return (hashlib.sha256(b"[" + prompt + b"," + chosen_json + b"," + rejected_json + b"]").hexdigest()[:16],
+            hashlib.sha256(prompt).hexdigest()[:16])
+
+
+def _ids(roles: Sequence[str], contents: Sequence[str], chosen: str | None, rejected: str | None) -> tuple[str, str]:
+    """``(row_id, prompt_group)`` of checked messages: sha256 of ``canonical_json([messages, chosen, rejected])`` and
+    of ``canonical_json(messages)``, the prompt's JSON built once for both."""
+    try:
+        fast = _ids_utf8(roles, contents, chosen, rejected)
+    except UnicodeEncodeError:  # a lone surrogate: the generic path raises the error row_id would raise
+        fast = None
+    if fast is not None:
+        return fast
+    prompt_json = _turns_json(roles, contents)
+    id_text = f"[{prompt_json},{_reply_json(chosen)},{_reply_json(rejected)}]"
+    return _hash16(id_text), _hash16(prompt_json)
+
+
+def _hash16(text: str) -> str:
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON can spell a lone surrogate ("\ud800"); it is not text and has no UTF-8
+        raise RowError("bad_unicode", f"contains an unpaired surrogate ({text[e.start]!r}), which is not valid text"
+                       ) from None
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _meta_json(meta: Mapping[str, Any] | None) -> str:
+    if not meta:
+        return "{}"
+    text = canonical_json(dict(meta))
+    _hash16(text)  # refuses what cannot be stored as UTF-8 (a lone surrogate in an unread input field)
+    return text
+
+
+def short_hash(value: Any) -> str:
+    """First 16 hex chars of sha256 over the canonical JSON of ``value``."""
+    return _hash16(canonical_json(value))
+
+
+def row_id(prompt: Sequence[Message], chosen: str | None, rejected: str | None) -> str:
+    """Identical content gives an identical id, whatever the source or the order of keys in the input."""
+    messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
+    return short_hash([messages, chosen, rejected])
+
+
+def prompt_group(prompt: Sequence[Message]) -> str:
+    """Default `group`: rows that share a prompt stay in the same phase and part of the split."""
+    return short_hash([{"role": m["role"], "content": m["content"]} for m in prompt])
+
+
+def unsup_id(text: str) -> str:
+    return short_hash(["unsup", text])
+
+
+def _check_prompt(prompt: Any) -> list[Message]:
+    if not isinstance(prompt, list) or not prompt:
+        raise RowError("empty_prompt", "the prompt has no messages", "prompt")
+    messages: list[Message] = []
+    for i, message in enumerate(prompt):
+        if type(message) is not dict and not isinstance(message, Mapping):
+            raise RowError("schema_violation", f"message {i} is {type(message).__name__}, not an object", f"prompt[{i}]")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise RowError("bad_role", f"role {role!r} is not one of {', '.join(ROLES)}", f"prompt[{i}].role")
+        if not isinstance(content, str):
+            raise RowError(
+                "schema_violation", f"content is {type(content).__name__}, not a string", f"prompt[{i}].content"
+            )
+        messages.append({"role": role, "content": content})
+    if messages[-1]["role"] != "user":
+        raise RowError("prompt_not_ending_with_user", "the prompt must end with a user message", "prompt")
+    if all(m["content"].isspace() or not m["content"] for m in messages if m["role"] == "user"):  # no strip() copies
+        raise RowError("empty_prompt", "every user message in the prompt is empty", "prompt")
+    return messages
+
+
+def _check_reply(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RowError("schema_violation", f"is {type(value).__name__}, not a string", field)
+    if not value or value.isspace():  # the same test as `not value.strip()`, without copying the text
+        raise RowError("empty_reply", "the reply is empty", field)
+    return value
+
+
+def _check_score(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RowError("schema_violation", f"is {type(value).__name__}, not a number", field)
+    score = float(value)
+    if score != score or score in (float("inf"), float("-inf")):
+        raise RowError("schema_violation", "is not a finite number", field)
+    return score
+
+
+def make_row(
+    prompt: Sequence[Mapping[str, Any]],
+    chosen: str | None = None,
+    rejected: str | None = None,
+    *,
+    source: str,
+    group: str | None = None,
+    chosen_score: float | None = None,
+    rejected_score: float | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Check one row against the contract and return it as a dict in `PREFERENCE_SCHEMA` column order.
+
+    Raises `RowError` with a reason code for what the contract forbids: an empty prompt or reply, a prompt that does
+    not end with a user turn, a `rejected` without a `chosen`, and identical chosen and rejected replies.
+    """
+    messages = _check_prompt(list(prompt) if not isinstance(prompt, list) else prompt)
+    chosen = _check_reply(chosen, "chosen")
+    rejected = _check_reply(rejected, "rejected")
+    if rejected is not None and chosen is None:
+        raise RowError("missing_field", "a rejected reply needs a chosen reply", "chosen")
+    if rejected is not None and chosen == rejected:
+        raise RowError("identical_pair", "chosen and rejected are identical", "rejected")
+    row_id_, default_group = _ids([m["role"] for m in messages], [m["content"] for m in messages], chosen, rejected)
+    return {
+        "id": row_id_,
+        "source": source,
+        "group": group if group is not None else default_group,
+        "prompt": messages,
+        "chosen": chosen,
+        "rejected": rejected,
+        "chosen_score": _check_score(chosen_score, "chosen_score"),
+        "rejected_score": _check_score(rejected_score, "rejected_score"),
+        "meta": _meta_json(meta),
+    }
+
+
+def check_turns_pair(roles: list[str], contents: list[str], chosen: str, rejected: str) -> tuple[str, str]:
+    """`make_row`'s checks and ids for a pair whose prompt a source parser split itself: ``(id, group)``.
+
+    The parser guarantees what `make_row` would check per message (``roles`` are ``user``/``assistant``, every
+    content and both replies are strings), so only the checks that can still fail run, in `make_row`'s order and
+    with its reason codes: an empty prompt, a prompt not ending with a user turn, an empty reply, identical replies.
+    """
+    if not roles:
+        raise RowError("empty_prompt", "the prompt has no messages", "prompt")
+    if roles[-1] != "user":
+        raise RowError("prompt_not_ending_with_user", "the prompt must end with a user message", "prompt")
+    for role, content in zip(roles, contents):
+        if role == "user" and content and not content.isspace():
+            break
+    else:
+        raise RowError("empty_prompt", "every user message in the prompt is empty", "prompt")
+    if not chosen or chosen.isspace():
+        raise RowError("empty_reply", "the reply is empty", "chosen")
+    if not rejected or rejected.isspace():
+        raise RowError("empty_reply", "the reply is empty", "rejected")
+    if chosen == rejected:
+        raise RowError("identical_pair", "chosen and rejected are identical", "rejected")
+    return _ids(roles, contents, chosen, rejected)
+
+
+def make_row_from_turns(
+    roles: list[str], contents: list[str], chosen: str, rejected: str, *, source: str
+) -> dict[str, Any]:
+    """`make_row(prompt, chosen, rejected, source=source)` for a prompt given as parallel role and content lists
+    (see `check_turns_pair`): the same dict, the same `RowError`s, less work."""
+    row_id_, group = check_turns_pair(roles, contents, chosen, rejected)
+    return {
+        "id": row_id_,
+        "source": source,
+        "group": group,
+        "prompt": [{"role": role, "content": content} for role, content in zip(roles, contents)],
+        "chosen": chosen,
+        "rejected": rejected,
+        "chosen_score": None,
+        "rejected_score": None,
+        "meta": "{}",
+    }
+
+
+def make_unsup_row(text: str, *, source: str, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A `prefdata.unsup/1` row; ``meta`` keeps source fields worth keeping (a red-team attempt's rating, …)."""
+    if not isinstance(text, str):
+        raise RowError("schema_violation", f"is {type(text).__name__}, not a string", "text")
+    if not text.strip():
+        raise RowError("empty_text", "the text is empty", "text")
+    return {"id": unsup_id(text), "source": source, "text": text, "meta": _meta_json(meta)}
+
+
+def row_kind(row: Mapping[str, Any]) -> RowKind:
+    """What a row can be used for (design §1)."""
+    if row.get("chosen") is None:
+        return "prompt_only"
+    if row.get("rejected") is not None:
+        return "pair"
+    if row.get("chosen_score") is not None:
+        return "scored"
+    return "demonstration"
+
+
+def row_meta(row: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(row.get("meta") or "{}")

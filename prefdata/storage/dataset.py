@@ -1,0 +1,346 @@
+"""The dataset directory (design §2): Arrow shards in `save_to_disk` layout, manifest, quarantine, atomic commit.
+
+`DatasetWriter` streams rows into shards as they come (memory stays flat however large the input), writes every
+record that did not become a row to ``quarantine.jsonl``, checks that the counts reconcile, and only then renames the
+finished temporary sibling into place. `load` reads a directory back as a `datasets.DatasetDict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.row import SCHEMAS
+
+MANIFEST = "prefdata.json"
+QUARANTINE = "quarantine.jsonl"
+DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
+_BATCH_ROWS = 4096
+_SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+
+
+def features_for(schema_id: str):
+    from datasets import Features
+
+    return Features.from_arrow_schema(SCHEMAS[schema_id])
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options as they may be recorded: anything that looks like a credential is dropped, never written."""
+    clean = {}
+    for key, value in options.items():
+        if any(word in key.lower() for word in _SECRET_WORDS) and key.lower() not in ("max_tokens", "tokenizer"):
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = [str(v) if isinstance(v, Path) else v for v in value]
+        clean[key] = value
+    return clean
+
+
+class SplitWriter:
+    """Streams rows of one split into `data-XXXXX-of-NNNNN.arrow` shards through datasets' `ArrowWriter`."""
+
+    def __init__(self, directory: Path, name: str, schema_id: str, max_shard_bytes: int) -> None:
+        self.directory = directory
+        self.name = name
+        self.schema = SCHEMAS[schema_id]
+        self.features = features_for(schema_id)
+        self.max_shard_bytes = max_shard_bytes
+        self.rows = 0
+        self._columns: dict[str, list] = {n: [] for n in self.schema.names}
+        self._buffered = 0
+        self._shards: list[tuple[Path, int]] = []
+        self._writer = None
+        self._shard_rows = 0
+        self._shard_bytes = 0
+        directory.mkdir(parents=True, exist_ok=False)
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        for name, column in self._columns.items():
+            column.append(row[name])
+        self._buffered += 1
+        if self._buffered >= _BATCH_ROWS:
+            self._flush()
+
+    def write_table(self, table: pa.Table) -> None:
+        self._flush()
+        self._write_arrow(table.select(self.schema.names).cast(self.schema))
+
+    def _flush(self) -> None:
+        if not self._buffered:
+            return
+        table = pa.Table.from_pydict(self._columns, schema=self.schema)
+        self._columns = {n: [] for n in self.schema.names}
+        self._buffered = 0
+        self._write_arrow(table)
+
+    def _write_arrow(self, table: pa.Table) -> None:
+        from datasets.arrow_writer import ArrowWriter
+
+        if self._writer is None:
+            path = self.directory / f"shard-{len(self._shards):05d}.arrow.tmp"
+            self._writer = ArrowWriter(features=self.features, path=str(path))
+            self._shards.append((path, 0))
+            self._shard_rows = 0
+            self._shard_bytes = 0
+        self._writer.write_table(table)
+        self._shard_rows += table.num_rows
+        self._shard_bytes += table.nbytes
+        self.rows += table.num_rows
+        if self._shard_bytes >= self.max_shard_bytes:
+            self._close_shard()
+
+    def _close_shard(self) -> None:
+        if self._writer is not None:
+            self._writer.finalize()
+            self._writer.close()
+            self._shards[-1] = (self._shards[-1][0], self._shard_rows)
+            self._writer = None
+
+    def close(self) -> dict[str, Any]:
+        """Finish the shards, name them as `save_to_disk` does, write datasets' state files; return manifest info."""
+        from datasets import DatasetInfo
+
+        self._flush()
+        if self._writer is None and not self._shards:  # an empty split still gets one (empty) shard
+            self._write_arrow(self.schema.empty_table())
+        self._close_shard()
+        count = len(self._shards)
+        shards = []
+        for index, (tmp_path, rows) in enumerate(self._shards):
+            final = self.directory / f"data-{index:05d}-of-{count:05d}.arrow"
+            os.replace(tmp_path, final)
+            shards.append({"file": final.name, "rows": rows, "bytes": final.stat().st_size, "sha256": file_sha256(final)})
+        fingerprint = hashlib.sha256("".join(s["sha256"] for s in shards).encode()).hexdigest()[:16]
+        state = {
+            "_data_files": [{"filename": s["file"]} for s in shards],
+            "_fingerprint": fingerprint,
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": self.name,
+        }
+        (self.directory / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+        info = dataclasses.asdict(DatasetInfo(features=self.features))
+        info = {key: info[key] for key in sorted(info)}
+        (self.directory / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        return {"rows": self.rows, "fingerprint": fingerprint, "shards": shards}
+
+
+class DatasetWriter:
+    """Writes one dataset directory atomically; use as a context manager (an exception leaves nothing behind).
+
+    The caller counts each input record with `count_in`; each record then either becomes rows (`write`) or is
+    `quarantine`d. With ``count_rows_out=False`` (steps where one record can yield several rows, like a split) the
+    caller reports what became of records with `count_out`. `commit` refuses to publish counts that do not reconcile.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        *,
+        command: str,
+        options: Mapping[str, Any] | None = None,
+        schema_id: str = next(iter(SCHEMAS)),
+        overwrite: bool = False,
+        max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+        count_rows_out: bool = True,
+    ) -> None:
+        self.out = Path(out)
+        check_output_dir(self.out, overwrite)
+        self.schema_id = schema_id
+        self.command = command
+        self.options = redact_options(options or {})
+        self.max_shard_bytes = max_shard_bytes
+        self.count_rows_out = count_rows_out
+        self.records_in = 0
+        self.records_out = 0
+        self.reasons: Counter[str] = Counter()
+        self.inputs: list[dict[str, Any]] = []
+        self.extra: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self._splits: dict[str, SplitWriter] = {}
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        # backslashreplace: a lone surrogate in a quarantined record is written as its JSON escape, so the line stays
+        # valid UTF-8 and reads back as the same record.
+        self._quarantine = open(self.tmp / QUARANTINE, "w", encoding="utf-8", errors="backslashreplace")
+        self.manifest: dict[str, Any] | None = None
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def add_input(self, path: str | os.PathLike) -> None:
+        p = Path(path)
+        self.inputs.append({"path": str(path), "sha256": file_sha256(p), "bytes": p.stat().st_size})
+
+    def count_in(self, n: int = 1) -> None:
+        self.records_in += n
+
+    def count_out(self, n: int = 1) -> None:
+        self.records_out += n
+
+    def split(self, name: str) -> SplitWriter:
+        if name not in self._splits:
+            self._splits[name] = SplitWriter(self.tmp / name, name, self.schema_id, self.max_shard_bytes)
+        return self._splits[name]
+
+    def write(self, row: Mapping[str, Any], split: str = "train") -> None:
+        self.split(split).write(row)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def quarantine(
+        self,
+        reason: str,
+        message: str,
+        record: Any,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        index: int | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {"file": file}
+        if line is not None:
+            entry["line"] = line
+        if index is not None:
+            entry["index"] = index
+        entry.update({"reason": reason, "message": message, "record": record})
+        self._quarantine.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        self.reasons[reason] += 1
+
+    @property
+    def quarantined(self) -> int:
+        return sum(self.reasons.values())
+
+    def commit(self) -> dict[str, Any]:
+        self._quarantine.close()
+        splits = {name: writer.close() for name, writer in sorted(self._splits.items())}
+        rows_out = sum(s["rows"] for s in splits.values())
+        accounted = rows_out if self.count_rows_out else self.records_out
+        if self.records_in != accounted + self.quarantined:
+            self.abort()
+            raise RuntimeError(
+                f"counts do not reconcile: {self.records_in} records in, {accounted} out, {self.quarantined} quarantined"
+            )
+        (self.tmp / "dataset_dict.json").write_text(json.dumps({"splits": list(splits)}), encoding="utf-8")
+        from prefdata import __version__
+
+        counts: dict[str, Any] = {"records_in": self.records_in, "rows_out": rows_out}
+        if not self.count_rows_out:
+            counts["records_out"] = self.records_out
+        counts["quarantined"] = self.quarantined
+        counts["quarantined_by_reason"] = dict(sorted(self.reasons.items()))
+        self.manifest = {
+            "schema": self.schema_id,
+            "prefdata_version": __version__,
+            "command": self.command,
+            "options": self.options,
+            "inputs": self.inputs,
+            "splits": splits,
+            "counts": counts,
+            **self.extra,
+            "warnings": self.warnings,
+        }
+        write_json_atomic(self.tmp / MANIFEST, self.manifest)
+        publish_dir(self.tmp, self.out)
+        return self.manifest
+
+    def abort(self) -> None:
+        if not self._quarantine.closed:
+            self._quarantine.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def check_output_dir(out: Path, overwrite: bool, *, marker: str = MANIFEST, what: str = "dataset") -> None:
+    """Refuse to clobber: an existing output needs ``--overwrite``, and only a directory holding ``marker`` (one that
+    prefdata wrote) is ever replaced."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise PrefdataError("exists and is not a directory", file=str(out))
+    if not overwrite:
+        raise PrefdataError("exists; pass --overwrite to replace it", file=str(out))
+    if any(out.iterdir()) and not (out / marker).exists():
+        raise PrefdataError(f"is not a prefdata {what} directory; refusing to overwrite it", file=str(out))
+
+
+def publish_dir(tmp: Path, out: Path) -> None:
+    """Move a finished temporary sibling into place, replacing an older ``out`` (already checked by the caller)."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    path = Path(directory)
+    if not path.exists():
+        raise PrefdataError("no such directory", file=str(path))
+    if not path.is_dir():
+        raise PrefdataError("is a file, not a dataset directory", file=str(path))
+    manifest = path / MANIFEST
+    if not manifest.exists():
+        raise PrefdataError(f"not a prefdata dataset directory (no {MANIFEST})", file=str(path))
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise PrefdataError(f"unreadable manifest: {e}", file=str(manifest)) from None
+
+
+def load(directory: str | os.PathLike):
+    """Read a prefdata directory as a `datasets.DatasetDict` (memory-mapped; nothing is loaded into RAM)."""
+    from datasets import load_from_disk
+
+    read_manifest(directory)
+    return load_from_disk(str(directory))
+
+
+def iter_rows(directory: str | os.PathLike, split: str | None = None) -> Iterable[tuple[str, dict[str, Any]]]:
+    """Stream ``(split, row)`` pairs of a directory batch by batch, in stored order."""
+    dataset_dict = load(directory)
+    for name in [split] if split else list(dataset_dict):
+        dataset = dataset_dict[name]
+        for batch in dataset.with_format("arrow").iter(batch_size=_BATCH_ROWS):
+            for row in batch.to_pylist():
+                yield name, row

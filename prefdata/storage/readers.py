@@ -1,0 +1,344 @@
+"""Readers: a file in, a stream of records out, one at a time (a 1 GB file is never loaded whole).
+
+Each record is a `Record` (parsed value with its file, line and index) or a `BadRecord` (a defect in that one record,
+to be quarantined with its reason). Defects of the whole file (missing, empty, a Git LFS pointer, corrupt gzip,
+truncated JSON array, invalid UTF-8 in a JSON array or CSV) raise `PrefdataError` naming the file and line.
+A UTF-8 BOM and CRLF line ends are read correctly, not refused: Excel and Windows tools write them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from prefdata.contract.errors import PrefdataError
+
+CONTAINERS = ("jsonl", "json", "csv", "parquet", "txt")
+DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = codecs.BOM_UTF8
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Record:
+    file: str
+    index: int  # 0-based position among the file's records
+    line: int | None  # 1-based line where the record starts (None for Parquet)
+    value: Any
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    file: str
+    index: int
+    line: int | None
+    reason: str
+    message: str
+    raw: Any
+
+
+def check_input_file(path: str | os.PathLike) -> Path:
+    """Refuse what cannot be data before reading it: a missing path, a directory, an empty file, a Git LFS pointer."""
+    p = Path(path)
+    if not p.exists():
+        raise PrefdataError("no such file", file=str(path))
+    if p.is_dir():
+        raise PrefdataError("is a directory, not a file", file=str(path))
+    if p.stat().st_size == 0:
+        raise PrefdataError("is empty", file=str(path))
+    with open(p, "rb") as f:
+        head = f.read(512)
+    if head.startswith(LFS_POINTER_PREFIX):
+        size = next((ln.split()[1].decode() for ln in head.splitlines() if ln.startswith(b"size ")), "?")
+        raise PrefdataError(
+            f"is a Git LFS pointer (to {size} bytes), not the data: fetch the real file with `git lfs pull`",
+            file=str(path),
+        )
+    return p
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == _GZIP_MAGIC
+
+
+def container_of(path: str | os.PathLike) -> str:
+    """The container by file name (``.gz`` looked through); unknown names are sniffed from the first byte."""
+    name = Path(path).name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for suffix, kind in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json"), (".csv", "csv"),
+                         (".tsv", "csv"), (".parquet", "parquet"), (".txt", "txt"), (".md", "txt")):
+        if name.endswith(suffix):
+            return kind
+    return "json"
+
+
+class _GuardedStream(io.RawIOBase):
+    """A binary stream that turns decompression failures into one-line `PrefdataError`s."""
+
+    def __init__(self, raw: BinaryIO, file: str) -> None:
+        self._raw = raw
+        self._file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self._raw.read(len(buffer))
+        except (EOFError, OSError, zlib.error) as e:
+            raise PrefdataError(f"corrupt or truncated gzip data: {e}", file=self._file) from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_binary(path: str | os.PathLike) -> BinaryIO:
+    """Open a checked input for reading, decompressing gzip transparently (detected by magic bytes, not name)."""
+    p = check_input_file(path)
+    raw: BinaryIO = gzip.open(p, "rb") if is_gzip(p) else open(p, "rb")  # type: ignore[assignment]
+    return io.BufferedReader(_GuardedStream(raw, str(path)), buffer_size=_CHUNK)
+
+
+def iter_records(
+    path: str | os.PathLike, container: str | None = None, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[Record | BadRecord]:
+    """Stream the records of one file. ``container`` is one of `CONTAINERS` (default: from the file name)."""
+    kind = container or container_of(path)
+    if kind == "parquet":
+        yield from _iter_parquet(path)
+        return
+    with open_binary(path) as stream:
+        head = stream.peek(4)[:4]
+        if not head:
+            raise PrefdataError("is empty after decompression", file=str(path))
+        if kind == "json" and head.lstrip(_BOM).lstrip()[:1] == b"{":
+            kind = "jsonl"  # many .json files are really JSON Lines (SHP's are)
+        readers = {"jsonl": _iter_jsonl, "json": _iter_json_array, "csv": _iter_csv, "txt": _iter_text_blocks}
+        if kind not in readers:
+            raise PrefdataError(f"unknown container {kind!r}; choose one of {', '.join(CONTAINERS)}", file=str(path))
+        yield from readers[kind](stream, str(path), max_record_bytes)
+
+
+def _iter_jsonl(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
+    index = 0
+    for line_number, raw in enumerate(stream, start=1):
+        if line_number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        raw = raw.rstrip(b"\r\n")
+        if not raw.strip():
+            continue
+        here = (file, index, line_number)
+        index += 1
+        if len(raw) > max_bytes:
+            yield BadRecord(*here, "record_too_large", f"{len(raw)} bytes, more than the limit of {max_bytes}", None)
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield BadRecord(*here, "bad_utf8", f"invalid UTF-8 at byte {e.start}", raw.decode("utf-8", "replace"))
+            continue
+        if line_number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        try:
+            value = json.loads(text)
+        except ValueError as e:
+            yield BadRecord(*here, "bad_json", f"invalid JSON: {e}", text)
+            continue
+        if not isinstance(value, dict):
+            yield BadRecord(*here, "not_an_object", f"a JSON {type(value).__name__}, not an object", value)
+            continue
+        yield Record(*here, value)
+
+
+def _decoded_lines(stream: BinaryIO, file: str) -> Iterator[str]:
+    """Text lines (line ends kept), decoded one physical line at a time so bad UTF-8 is reported on its own line."""
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise PrefdataError(f"invalid UTF-8 bytes at byte {e.start} of the line ({e.reason})", file=file,
+                                line=number) from None
+
+
+def _complete_utf8_prefix(data: bytes) -> int:
+    """Length of the longest prefix of ``data`` that does not end inside a multi-byte UTF-8 character."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # ASCII or a lead byte: how long should its character be?
+            need = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) - back if need > back else len(data)
+    return len(data)
+
+
+def _decoded_chunks(stream: BinaryIO, file: str) -> Iterator[str]:
+    """Text in chunks of about `_CHUNK` bytes (a one-line file is never read whole); bad UTF-8 names its line."""
+    carry, lines_before, first = b"", 0, True
+    while True:
+        block = stream.read(_CHUNK)
+        data = carry + block
+        if first and data:
+            data = data[len(_BOM) :] if data.startswith(_BOM) else data
+            first = False
+        cut = _complete_utf8_prefix(data) if block else len(data)
+        data, carry = data[:cut], data[cut:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = lines_before + data.count(b"\n", 0, e.start) + 1
+            raise PrefdataError(f"invalid UTF-8 bytes ({e.reason})", file=file, line=line) from None
+        lines_before += data.count(b"\n")
+        if not block:
+            if text:
+                yield text
+            return
+        yield text
+
+
+def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
+    """A JSON array streamed element by element with `JSONDecoder.raw_decode` over a sliding buffer."""
+    chunks = _decoded_chunks(stream, file)
+    decoder = json.JSONDecoder()
+    buf, pos, line, eof = "", 0, 1, False
+
+    def more() -> bool:
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        chunk = next(chunks, "")
+        if not chunk:
+            eof = True
+            return False
+        buf = buf[pos:] + chunk
+        pos = 0
+        return True
+
+    def skip_space() -> str:
+        nonlocal pos, line
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                line += buf[pos] == "\n"
+                pos += 1
+            if pos < len(buf) or not more():
+                return buf[pos] if pos < len(buf) else ""
+
+    first = skip_space()
+    if first == "{":
+        raise PrefdataError("a single JSON object; expected an array of records or JSON Lines", file=file, line=line)
+    if first != "[":
+        what = "nothing but white space" if not first else f"{first!r}"
+        raise PrefdataError(f"the top-level value starts with {what}; expected a JSON array", file=file, line=line)
+    pos += 1
+    index = 0
+    if skip_space() == "]":
+        pos += 1
+    else:
+        while True:
+            skip_space()
+            start_line = line
+            while True:
+                try:
+                    value, end = decoder.raw_decode(buf, pos)
+                    if end == len(buf) and not eof and isinstance(value, (int, float)):
+                        raise ValueError("a number may continue in the next chunk")
+                    break
+                except ValueError as e:
+                    if len(buf) - pos > max_bytes:
+                        raise PrefdataError(f"element {index} is larger than {max_bytes} bytes", file=file,
+                                            line=start_line) from None
+                    if not more():
+                        message = getattr(e, "msg", str(e))
+                        raise PrefdataError(f"truncated or invalid JSON: {message}", file=file, line=start_line) from None
+            line += buf.count("\n", pos, end)
+            pos = end
+            if isinstance(value, dict):
+                yield Record(file, index, start_line, value)
+            else:
+                yield BadRecord(file, index, start_line, "not_an_object",
+                                f"array element is a JSON {type(value).__name__}, not an object", value)
+            index += 1
+            following = skip_space()
+            pos += 1
+            if following == "]":
+                break
+            if following != ",":
+                found = repr(following) if following else "the end of the file"
+                raise PrefdataError(f"truncated or invalid JSON: expected ',' or ']', found {found}", file=file,
+                                    line=line)
+    if skip_space():
+        raise PrefdataError("unexpected data after the closing ']'", file=file, line=line)
+
+
+def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
+    csv.field_size_limit(max(max_bytes, 1 << 20))
+    dialect = "excel-tab" if file.lower().removesuffix(".gz").endswith(".tsv") else "excel"
+    reader = csv.reader(_decoded_lines(stream, file), dialect=dialect)
+    try:
+        header = next(reader)
+        if not any(h.strip() for h in header):
+            raise PrefdataError("the CSV header is empty", file=file, line=1)
+        index, line = 0, reader.line_num + 1
+        for cells in reader:
+            here = (file, index, line)
+            line = reader.line_num + 1
+            if not any(c.strip() for c in cells):
+                continue
+            index += 1
+            if len(cells) != len(header):
+                raw = dict(zip(header, cells))
+                yield BadRecord(*here, "bad_csv", f"{len(cells)} fields where the header has {len(header)}", raw)
+                continue
+            # CSV has no null: an empty cell is a missing value.
+            yield Record(*here, {h: (c if c != "" else None) for h, c in zip(header, cells)})
+    except csv.Error as e:
+        raise PrefdataError(f"malformed CSV: {e}", file=file, line=reader.line_num) from None
+
+
+def _iter_text_blocks(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
+    """Plain text: one document per block of lines separated by blank lines."""
+    block: list[str] = []
+    start, index = 0, 0
+    for number, raw_line in enumerate(_decoded_lines(stream, file), start=1):
+        line = raw_line.rstrip("\r\n")
+        if line.strip():
+            if not block:
+                start = number
+            block.append(line)
+        elif block:
+            yield Record(file, index, start, {"text": "\n".join(block)})
+            index += 1
+            block = []
+    if block:
+        yield Record(file, index, start, {"text": "\n".join(block)})
+
+
+def _iter_parquet(path: str | os.PathLike) -> Iterator[Record | BadRecord]:
+    import pyarrow.parquet as pq
+
+    p = check_input_file(path)
+    try:
+        parquet = pq.ParquetFile(p)
+    except Exception as e:  # pyarrow raises several types for a file that is not Parquet
+        raise PrefdataError(f"not a readable Parquet file: {e}", file=str(path)) from None
+    index = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for value in batch.to_pylist():
+            yield Record(str(path), index, None, value)
+            index += 1
