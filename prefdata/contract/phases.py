@@ -1,0 +1,55 @@
+"""The three InstructGPT phases and which row kinds serve each: the one definition split, export, stats and the
+trainers use.
+
+A phase is ``sft`` (phase 1, demonstrations), ``rm`` (phase 2, reward model on pairs) or ``ppo`` (phase 3, prompts).
+`prefdata split` writes each phase as two splits, ``<phase>_train`` and ``<phase>_eval``. What a row serves follows
+from its kind (`prefdata.contract.row.row_kind`): a pair serves all three phases (its prompt + chosen reply is a
+demonstration, its prompt a PPO prompt); a demonstration or a lone scored row serves sft; a prompt-only row serves ppo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prefdata.contract.row import RowKind, row_kind
+
+PHASES = ("sft", "rm", "ppo")
+PARTS = ("train", "eval")
+SPLITS = tuple(f"{phase}_{part}" for phase in PHASES for part in PARTS)
+
+SERVES: Mapping[RowKind, frozenset[str]] = {
+    "pair": frozenset(PHASES),
+    "demonstration": frozenset({"sft"}),
+    "scored": frozenset({"sft"}),
+    "prompt_only": frozenset({"ppo"}),
+}
+# The fields a row must have set to be used in each phase, in the order a consumer reads them.
+NEEDS: Mapping[str, tuple[str, ...]] = {"sft": ("chosen",), "rm": ("chosen", "rejected"), "ppo": ()}
+
+
+def phase_splits(phase: str) -> tuple[str, str]:
+    """``(<phase>_train, <phase>_eval)``."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}; choose one of {', '.join(PHASES)}")
+    return f"{phase}_train", f"{phase}_eval"
+
+
+def phase_of_split(name: str) -> str | None:
+    """The phase a split written by `prefdata split` feeds (``rm_eval`` -> ``rm``); None for any other name."""
+    phase, _, part = name.partition("_")
+    return phase if phase in PHASES and part in PARTS else None
+
+
+def serves(row: Mapping[str, Any], phase: str) -> bool:
+    """Whether ``row`` has what ``phase`` uses (a pair's chosen reply serves sft, its prompt ppo)."""
+    return all(row.get(field) is not None for field in NEEDS[phase])
+
+
+def phases_served(kind: RowKind) -> frozenset[str]:
+    return SERVES[kind]
+
+
+def kind_serves(row: Mapping[str, Any]) -> frozenset[str]:
+    """The phases ``row``'s kind can be assigned to by `prefdata split`."""
+    return SERVES[row_kind(row)]
