@@ -255,7 +255,7 @@ class DatasetWriter:
                 f"counts do not reconcile: {self.records_in} records in, {accounted} out, {self.quarantined} quarantined"
             )
         (self.tmp / "dataset_dict.json").write_text(json.dumps({"splits": list(splits)}), encoding="utf-8")
-        from prefdata import __version__
+        from prefdata.contract.version import __version__
 
         counts: dict[str, Any] = {"records_in": self.records_in, "rows_out": rows_out}
         if not self.count_rows_out:
