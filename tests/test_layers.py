@@ -23,8 +23,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every module ``path`` imports, at any depth of the file, resolved to full dotted names."""
+def imported_modules(path: Path, known: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """Every module ``path`` imports, at any depth of the file, resolved to full dotted names.
+
+    ``from package import module`` depends on the module, not on the package's ``__init__`` (Python imports a parent
+    package before any of its modules whatever the spelling, so counting it would make every package "cyclic").
+    """
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
     found: set[str] = set()
@@ -36,8 +40,10 @@ def imported_modules(path: Path) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+            submodules = {f"{base}.{alias.name}" for alias in node.names} & set(known)
+            found.update(submodules)
+            if len(submodules) < len(node.names):  # some names are attributes of ``base`` itself
+                found.add(base)
     return found
 
 
@@ -53,7 +59,8 @@ def layer_of(module: str) -> int | None:
 def _graph() -> dict[str, set[str]]:
     files = sorted((REPO / "prefdata").rglob("*.py")) + sorted((REPO / "trainers").rglob("*.py"))
     modules = {module_name(f): f for f in files}
-    return {name: {m for m in imported_modules(f) if m in modules and m != name} for name, f in modules.items()}
+    return {name: {m for m in imported_modules(f, set(modules)) if m in modules and m != name}
+            for name, f in modules.items()}
 
 
 def test_every_module_lives_in_a_layer():
@@ -120,4 +127,6 @@ def test_relative_and_lazy_imports_are_seen(tmp_path, monkeypatch):
     pkg.mkdir(parents=True)
     (pkg / "x.py").write_text("def f():\n    from ..jobs import split\n    import prefdata.cli.options\n")
     monkeypatch.setattr(f"{__name__}.REPO", tmp_path)
-    assert {"prefdata.jobs.split", "prefdata.cli.options"} <= imported_modules(pkg / "x.py")
+    known = {"prefdata.jobs.split", "prefdata.cli.options"}
+    assert known <= imported_modules(pkg / "x.py", known)
+    assert "prefdata.jobs" not in imported_modules(pkg / "x.py", known)  # the module, not its package
