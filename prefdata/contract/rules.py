@@ -37,16 +37,22 @@ Message = dict[str, str]
 NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 
 
+def type_name(value: Any) -> str:
+    """The JSON name of a value's type, for messages about input that came from JSON or CSV."""
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
 def check_message(message: Any, index: int) -> Message:
     """One prompt message: an object with a known role and string content."""
     if type(message) is not dict and not isinstance(message, Mapping):
-        raise RowError("schema_violation", f"message {index} is {type(message).__name__}, not an object",
+        raise RowError("schema_violation", f"message {index} is a {type_name(message)}, not an object",
                        f"prompt[{index}]")
     role, content = message.get("role"), message.get("content")
     if role not in ROLES:
         raise RowError("bad_role", f"role {role!r} is not one of {', '.join(ROLES)}", f"prompt[{index}].role")
     if not isinstance(content, str):
-        raise RowError("schema_violation", f"content is {type(content).__name__}, not a string",
+        raise RowError("schema_violation", f"content is a {type_name(content)}, not a string",
                        f"prompt[{index}].content")
     return {"role": role, "content": content}
 
@@ -84,7 +90,7 @@ def check_reply(value: Any, field: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise RowError("schema_violation", f"is {type(value).__name__}, not a string", field)
+        raise RowError("schema_violation", f"is a {type_name(value)}, not a string", field)
     return check_text_reply(value, field)
 
 
@@ -101,7 +107,7 @@ def check_score(value: Any, field: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RowError("schema_violation", f"is {type(value).__name__}, not a number", field)
+        raise RowError("schema_violation", f"is a {type_name(value)}, not a number", field)
     score = float(value)
     if not math.isfinite(score):
         raise RowError("schema_violation", "is not a finite number", field)
@@ -119,7 +125,7 @@ def number_from_text(value: Any) -> Any:
 def check_unsup_text(text: Any) -> str:
     """An unsupervised row's text: a string with text."""
     if not isinstance(text, str):
-        raise RowError("schema_violation", f"is {type(text).__name__}, not a string", "text")
+        raise RowError("schema_violation", f"is a {type_name(text)}, not a string", "text")
     if not text.strip():
         raise RowError("empty_text", "the text is empty", "text")
     return text
