@@ -57,6 +57,7 @@ RULE_FORMATS = {
 
 
 def is_templates_file(path: str | os.PathLike) -> bool:
+    """A file named templates.json is checked as ChatLLaMA templates, whatever ``--schema auto`` would guess."""
     return Path(path).name.lower() == TEMPLATES_FILE_NAME
 
 
@@ -244,11 +245,16 @@ def validate_paths(paths: Sequence[str | os.PathLike], schema: str = "auto", max
 
 
 __all__ = [
+    "DEFAULT_MAX_ERRORS",
+    "DOCUMENT_SCHEMAS",
+    "RECORD_SCHEMAS",
     "SCHEMA_NAMES",
     "ValidationReport",
     "Violation",
     "detect_schema",
+    "compiled_validator",
     "load_schema",
+    "rule_error",
     "validate_directory",
     "validate_file",
     "validate_files",
