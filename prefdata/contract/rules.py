@@ -150,35 +150,36 @@ def _collect(errors: list[RowError], check: Callable[..., Any], *args: Any) -> A
 def stored_row_errors(row: Mapping[str, Any], *, unsup: bool = False,
                       content_id: Callable[[Mapping[str, Any]], str] | None = None) -> list[RowError]:
     """Every rule a stored row (``unsup``: a `prefdata.unsup/1` row) breaks: a stored row is not stopped at its first
-    defect, so all are reported. ``content_id`` is the id the row's content hashes to; another stored id is
-    ``id_mismatch``.
+    defect, so all are reported. ``content_id`` is the id the row's content hashes to: once the row breaks no other
+    rule, another stored id is ``id_mismatch`` (the row was edited after it was written).
     """
     errors = [RowError("missing_field", "is null or empty", key) for key in ("id", "source") if not row.get(key)]
     if unsup:
         _collect(errors, check_unsup_text, row.get("text"))
     else:
-        if not row.get("group"):
-            errors.append(RowError("missing_field", "is null or empty", "group"))
-        prompt = row.get("prompt") or []
-        messages = [_collect(errors, check_message, message, i) for i, message in enumerate(prompt)]
-        if all(m is not None for m in messages):
-            _collect(errors, check_turns, [m["role"] for m in messages], [m["content"] for m in messages])
-        for key in ("chosen", "rejected"):
-            _collect(errors, check_reply, row.get(key), key)
-        _collect(errors, check_pair, row.get("chosen"), row.get("rejected"))
-        for key in ("chosen_score", "rejected_score"):
-            _collect(errors, check_score, row.get(key), key)
-        try:
-            if not isinstance(json.loads(row.get("meta") or ""), dict):
-                errors.append(RowError("bad_meta", "is not a JSON object", "meta"))
-        except ValueError:
-            errors.append(RowError("bad_meta", "is not valid JSON", "meta"))
-    if content_id is not None and row.get("id"):
-        try:
-            expected = content_id(row)
-        except (RowError, TypeError, KeyError, AttributeError):  # content too broken to hash: reported above
-            return errors
+        _preference_row_errors(row, errors)
+    if content_id is not None and not errors:
+        expected = content_id(row)
         if row["id"] != expected:
             errors.append(RowError("id_mismatch", f"{row['id']} is not the hash of the row's content ({expected}): "
                                                   "the row was edited after it was written", "id"))
     return errors
+
+
+def _preference_row_errors(row: Mapping[str, Any], errors: list[RowError]) -> None:
+    """`make_row`'s rules, each applied on its own so that one broken rule does not hide the next."""
+    if not row.get("group"):
+        errors.append(RowError("missing_field", "is null or empty", "group"))
+    messages = [_collect(errors, check_message, message, i) for i, message in enumerate(row.get("prompt") or [])]
+    if all(m is not None for m in messages):
+        _collect(errors, check_turns, [m["role"] for m in messages], [m["content"] for m in messages])
+    for key in ("chosen", "rejected"):
+        _collect(errors, check_reply, row.get(key), key)
+    _collect(errors, check_pair, row.get("chosen"), row.get("rejected"))
+    for key in ("chosen_score", "rejected_score"):
+        _collect(errors, check_score, row.get(key), key)
+    try:
+        if not isinstance(json.loads(row.get("meta") or ""), dict):
+            errors.append(RowError("bad_meta", "is not a JSON object", "meta"))
+    except ValueError:
+        errors.append(RowError("bad_meta", "is not valid JSON", "meta"))

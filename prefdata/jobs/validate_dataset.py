@@ -214,10 +214,8 @@ def row_problems(row: Mapping[str, Any], schema_id: str) -> list[RowError]:
 def _content_id(row: Mapping[str, Any]) -> str:
     """The id a stored row's content hashes to (what `make_row` or `make_unsup_row` gave it)."""
     if "text" in row:
-        if not isinstance(row["text"], str):
-            raise TypeError("no text to hash")
         return unsup_id(row["text"])
-    return row_id(row["prompt"], row.get("chosen"), row.get("rejected"))
+    return row_id(row["prompt"], row["chosen"], row["rejected"])
 
 
 def _check_counts(check: _Checker, manifest: Mapping[str, Any], split_rows: Mapping[str, int]) -> None:
