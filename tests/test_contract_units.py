@@ -9,6 +9,7 @@ import json
 import pytest
 
 from prefdata.contract.errors import PrefdataError, RowError, ValidationFailed
+from prefdata.contract.resources import resource_dir, sample_path, schema_path, templates_path
 from prefdata.contract.row import (
     canonical_json,
     check_turns_pair,
@@ -50,6 +51,17 @@ def test_errors_print_as_one_line_with_where_and_field():
     assert str(PrefdataError("bad")) == "bad" and PrefdataError.exit_code == 2 and ValidationFailed.exit_code == 1
     assert str(RowError("empty_reply", "the reply is empty", "chosen")) == "chosen: the reply is empty"
     assert str(RowError("tie", "no preference")) == "no preference"
+
+
+# --- contract.resources -----------------------------------------------------------------------------------------
+
+def test_bundled_resources_are_found():
+    assert schema_path("reward").name == "reward.schema.json" and schema_path("reward").is_file()
+    assert templates_path().name == "templates.json" and templates_path().is_file()
+    assert sample_path().name == "sample_hh.jsonl" and sample_path().is_file()
+    assert resource_dir("schemas") == schema_path("reward").parent
+    with pytest.raises(FileNotFoundError, match="no-such-folder"):
+        resource_dir("no-such-folder")
 
 
 # --- contract.row ------------------------------------------------------------------------------------------------
