@@ -30,7 +30,6 @@ from prefdata.jobs.validate import validate_directory, validate_files
 from prefdata.storage.dataset import DatasetWriter
 
 USER = {"role": "user", "content": "Is the sea salty?"}
-NOT_STORABLE = "a float64 column cannot hold it"
 
 # (case, prompt, chosen, rejected, chosen_score, reason make_row gives: None for a valid row)
 HOSTILE = [
@@ -53,6 +52,9 @@ HOSTILE = [
     ("rejected without chosen", [USER], None, "No.", None, "missing_field"),
 ]
 IDS = [case[0] for case in HOSTILE]
+# An Arrow directory cannot hold a text or boolean score, or message content that is not text: those cases exist only
+# in files, so the directory check takes the others.
+STORABLE = [case for case in HOSTILE if not isinstance(case[4], (bool, str)) and case[0] != "content not text"]
 
 
 def make_row_reason(prompt, chosen, rejected, score) -> str | None:
@@ -86,14 +88,11 @@ def test_make_row_import_and_validate_of_a_file_agree(tmp_path, case, prompt, ch
     assert manifest["counts"]["quarantined_by_reason"] == ({reason: 1} if reason else {})
 
 
-@pytest.mark.parametrize(("case", "prompt", "chosen", "rejected", "score", "reason"), HOSTILE, ids=IDS)
+@pytest.mark.parametrize(("case", "prompt", "chosen", "rejected", "score", "reason"), STORABLE,
+                         ids=[case[0] for case in STORABLE])
 def test_make_row_and_validate_of_a_directory_agree(tmp_path, case, prompt, chosen, rejected, score, reason):
-    if isinstance(score, (bool, str)):
-        pytest.skip(NOT_STORABLE)
     row = {"id": row_id(prompt, chosen, rejected), "source": "test", "group": "g", "prompt": prompt, "chosen": chosen,
            "rejected": rejected, "chosen_score": score, "rejected_score": None, "meta": "{}"}
-    if reason == "schema_violation" and not isinstance(score, float):
-        pytest.skip(NOT_STORABLE)  # a message content that is not text cannot be stored either
     with DatasetWriter(tmp_path / "ds", command="test") as writer:
         writer.count_in()
         writer.write(row, "train")
