@@ -144,42 +144,37 @@ class ManualClock:
         return Clock(now=self.now, sleep=self.sleep)
 
 
-def run_on(cfg: LLMConfig, requests: list[ChatRequest], clock: ManualClock):
+def pacer_wakes(server: FakeOpenAI, tmp_path, requests: int, **settings) -> list[float]:
+    """Send ``requests`` through an engine on a manual clock; the times at which its pacers let them go."""
+    clock = ManualClock()
+    cfg = config(server, tmp_path, max_tokens=16, **settings)
+    batch = [ChatRequest.of([{"role": "user", "content": "x" * 48}], cfg, seed=i) for i in range(requests)]
+
     async def main():
         async with Engine(cfg, clock=clock.clock()) as engine:
-            return [r async for r in ordered_map(requests, engine.complete, window=8)]
+            return [r async for r in ordered_map(batch, engine.complete, window=8)]
 
-    return asyncio.run(main())
+    asyncio.run(main())
+    assert len(server.completed()) == requests
+    return clock.wakes
 
 
 def test_rpm_limit_spaces_requests_evenly(server, tmp_path):
-    clock = ManualClock()
-    cfg = config(server, tmp_path, concurrency=8, rpm=120)  # one request per 0.5 s
-    run_on(cfg, requests_for(cfg, 5), clock)
-    assert len(server.completed()) == 5
-    assert clock.wakes == [0.5, 1.0, 1.5, 2.0]  # the first goes at once, then evenly spaced: not a burst
+    # 120 rpm: one request per 0.5 s. The first goes at once, then evenly spaced: not a burst.
+    assert pacer_wakes(server, tmp_path, 5, concurrency=8, rpm=120) == [0.5, 1.0, 1.5, 2.0]
 
 
 def test_tpm_limit_spaces_requests_by_their_reserved_tokens(server, tmp_path):
     # Each request reserves its prompt estimate (48 chars / 4 + 4 per message = 16) + max_tokens 16 = 32 tokens;
     # at 3,840 tpm a token takes 1/64 s of the schedule, so a request 0.5 s.
-    clock = ManualClock()
-    cfg = config(server, tmp_path, concurrency=4, tpm=3840, max_tokens=16)
-    requests = [ChatRequest.of([{"role": "user", "content": "x" * 48}], cfg, seed=i) for i in range(3)]
-    run_on(cfg, requests, clock)
-    assert len(server.completed()) == 3
-    assert clock.wakes == [0.5, 1.0]
+    assert pacer_wakes(server, tmp_path, 3, concurrency=4, tpm=3840) == [0.5, 1.0]
 
 
-def test_tpm_gives_back_what_a_short_reply_did_not_use(server, tmp_path):
-    # One at a time: the first reply used 12 prompt + 13 completion tokens (the server's usage) of the 32 reserved,
-    # so the second request waits 25/64 s, not 32/64.
-    clock = ManualClock()
-    cfg = config(server, tmp_path, concurrency=1, tpm=3840, max_tokens=16)
-    requests = [ChatRequest.of([{"role": "user", "content": "x" * 48}], cfg, seed=i) for i in range(2)]
-    run_on(cfg, requests, clock)
-    assert len(server.completed()) == 2
-    assert clock.wakes == [25 / 64]
+def test_tpm_charges_what_replies_really_use(server, tmp_path):
+    # One at a time. The first request reserves 16 + max_tokens 16 = 32 tokens, then uses 12 prompt + 13 completion
+    # (the server's usage): 25, so the second may go at 25/64 s. It reserves 16 + the 13 replies have cost so far,
+    # uses 25 again, and the third goes at 50/64 s: each request holds the schedule for what it used.
+    assert pacer_wakes(server, tmp_path, 3, concurrency=1, tpm=3840) == [25 / 64, 50 / 64]
 
 
 def test_max_cost_is_a_hard_stop_and_completed_work_is_kept(server, tmp_path):

@@ -68,6 +68,13 @@ def _apply(options: list):
     return decorate
 
 
+def _run(job, source: dict[str, str], out: str, kwargs: dict[str, Any]) -> None:
+    """Build the engine config from its options, record all options, run ``job`` and print its summary."""
+    config = pop_config(LLMConfig, kwargs)
+    options = _recorded({**source, "out": out, **kwargs}, config)
+    _finish(job(*source.values(), out, config=config, options=options, **kwargs), out)
+
+
 def _finish(result: dict, out: str) -> None:
     from prefdata.pipeline.progress import summary_line
 
@@ -109,10 +116,7 @@ def _recorded(kwargs: dict, config: LLMConfig) -> dict:
 @_apply(_job_options(synthesize.synthesize))
 def synthesize_command(seeds: str, out: str, **kwargs) -> None:
     """Grow new actor / reward / rlhf data from seed examples with any OpenAI-compatible model."""
-    config = pop_config(LLMConfig, kwargs)
-    options = _recorded({"seeds": seeds, "out": out, **kwargs}, config)
-    result = synthesize.synthesize(seeds, out, config=config, options=options, **kwargs)
-    _finish(result, out)
+    _run(synthesize.synthesize, {"seeds": seeds}, out, kwargs)
 
 
 @click.command("score")
@@ -124,7 +128,4 @@ def synthesize_command(seeds: str, out: str, **kwargs) -> None:
 @_apply(_job_options(score.score))
 def score_command(directory: str, out: str, **kwargs) -> None:
     """Score replies with an LLM judge: chosen_score/rejected_score, or pairwise verdicts with --pairwise."""
-    config = pop_config(LLMConfig, kwargs)
-    options = _recorded({"directory": directory, "out": out, **kwargs}, config)
-    result = score.score(directory, out, config=config, options=options, **kwargs)
-    _finish(result, out)
+    _run(score.score, {"directory": directory}, out, kwargs)

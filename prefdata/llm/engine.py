@@ -149,13 +149,14 @@ class Clock:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
-# Hand-written rather than `aiolimiter`: a leaky bucket cannot give back the unused part of a reservation, so under
-# --tpm with short replies it reaches a fraction of the allowed rate (bench/llm_throughput.py --pacing, RESULTS.md).
+# Hand-written rather than `aiolimiter` (bench/llm_throughput.py --pacing, bench/RESULTS.md): its bucket lets a full
+# bucket through at once (120 % of the --rpm limit over the run) and cannot settle a reservation after the reply.
 class Pacer:
     """Smooth rate limiting (GCRA): each unit of weight occupies ``60 / per_minute`` seconds of the schedule.
 
     Requests are spaced evenly rather than bursting at the start of each minute, which keeps providers that enforce
-    their limits on short windows happy. The schedule is shared by all tasks of one event loop.
+    their limits on short windows happy. The schedule is shared by all tasks of one event loop. A request reserves
+    its expected weight; `settle` corrects the schedule by what it really used.
     """
 
     def __init__(self, per_minute: float, clock: Clock | None = None) -> None:
@@ -170,10 +171,12 @@ class Pacer:
         if slot > now:
             await self.clock.sleep(slot - now)
 
-    def refund(self, weight: float) -> None:
-        """Give back schedule time that was reserved but not used (a reply shorter than ``max_tokens``)."""
-        if weight > 0:
-            self._next = max(self.clock.now(), self._next - weight * self.interval)
+    def settle(self, reserved: float, used: float) -> None:
+        """Give back schedule time reserved and not used, or charge what was used beyond the reservation."""
+        if used < reserved:
+            self._next = max(self.clock.now(), self._next - (reserved - used) * self.interval)
+        else:
+            self._next += (used - reserved) * self.interval
 
 
 class Engine:
@@ -251,21 +254,31 @@ class Engine:
             try:
                 if self._rpm:
                     await self._rpm.acquire()
+                tokens = estimate_in + self._expected_tokens_out(request.max_tokens)
                 if self._tpm:
-                    await self._tpm.acquire(estimate_in + request.max_tokens)
+                    await self._tpm.acquire(tokens)
                 result = await self._send_bounded(request, self._clients[client])
             finally:
                 self.accounting.release(reservation)
         finally:
             self._slots.put_nowait(client)
         if self._tpm:
-            self._tpm.refund(estimate_in + request.max_tokens - result.tokens_in - result.tokens_out)
+            self._tpm.settle(tokens, result.tokens_in + result.tokens_out)
         self.cache.put(self.key(request), self.config.model, {
             "text": result.text, "finish_reason": result.finish_reason,
             "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
         })
         self.accounting.record(result.tokens_in, result.tokens_out)
         return result
+
+    def _expected_tokens_out(self, max_tokens: int) -> int:
+        """What a reply will cost as far as the replies so far tell (``max_tokens`` before the first one).
+
+        Reserving ``max_tokens`` for every request in flight would hold the --tpm schedule far behind the real usage
+        when replies are short (a judge's score is one token); a wrong guess is corrected by `Pacer.settle`.
+        """
+        done = self.accounting.requests
+        return min(max_tokens, -(-self.accounting.tokens_out // done)) if done else max_tokens
 
     async def _send_bounded(self, request: ChatRequest, client) -> ChatResult:
         """`_send` with the client's retries, within ``max_retry_time`` in all; errors become one clear line."""
