@@ -117,3 +117,14 @@ def test_no_verb_module_imports_another_verb(path):
             imported.update(alias.name for alias in node.names)
     verbs = {f"prefdata.cli.{p.stem}" for p in CLI_DIR.glob("*_cmd.py")} - {f"prefdata.cli.{path.stem}"}
     assert not imported & verbs
+
+
+@pytest.mark.parametrize("value", ["10,0", "0", "a,b"])
+def test_a_bad_score_range_is_one_line(value, tmp_path, capsys):
+    from prefdata.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "m", "--score-range", value])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith("prefdata: error:") and "\n" not in err
+    assert "--score-range" in err and value in err

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from prefdata.cli.options import Numbers, config_options, from_signature, overwrite_option, pop_config, quiet_option
+from prefdata.contract.errors import PrefdataError
 from prefdata.jobs import score, synthesize
 from prefdata.llm.engine import LLMConfig
 
@@ -47,10 +48,21 @@ LLM_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+def parse_score_range(text: str) -> tuple[float, float]:
+    """``0,10`` -> ``(0.0, 10.0)``: two numbers, the first below the second."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise PrefdataError(f"expected LOW,HIGH such as 0,10, not {text!r}", field="--score-range") from None
+    if not low < high:
+        raise PrefdataError(f"LOW must be below HIGH in {text!r}", field="--score-range")
+    return low, high
+
+
 def _job_options(job) -> list:
     """The options both verbs share, with the job's own defaults."""
     return [
-        from_signature(job, "score_range", type=Numbers(2, increasing=True), help=SCORE_RANGE_HELP),
+        from_signature(job, "score_range", type=Numbers(parse_score_range), help=SCORE_RANGE_HELP),
         from_signature(job, "templates", type=click.Path(dir_okay=False),
                        help="templates.json to use instead of the bundled one."),
         config_options(LLMConfig, LLM_OPTIONS),

@@ -11,12 +11,12 @@ from prefdata.jobs import split
 @click.command("split")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output dataset directory.")
-@from_signature(split.split_datasets, "ratio", type=Numbers(3),
+@from_signature(split.split_datasets, "ratio", type=Numbers(lambda text: split.parse_numbers(text, "ratio", 3)),
                 help="Relative share of groups for sft,rm,ppo; zeros allowed (10,0,0 = SFT only).")
 @from_signature(split.split_datasets, "eval_fraction", type=float, help="Share of groups held out per phase.")
 @from_signature(split.split_datasets, "seed", type=int, help="Seed of the assignment hash.")
 @from_signature(split.split_datasets, "splits", type=Names(), help="Comma-separated input splits to use (default: every split).")
-@from_signature(split.split_datasets, "weights", type=Numbers(),
+@from_signature(split.split_datasets, "weights", type=Numbers(lambda text: split.parse_numbers(text, "weights")),
                 help="Blend weights, one per input (e.g. 0.7,0.3); seeded sampling, achieved mix in the manifest.")
 @from_signature(split.split_datasets, "max_rows", type=click.IntRange(min=0), help="Keep at most N input rows after dedup.")
 @from_signature(split.split_datasets, "near_dup", type=click.FloatRange(0, 1, min_open=True),
