@@ -28,6 +28,7 @@ _NUMBER = re.compile(
 )
 _CHOICE = re.compile(r"^\s*(?:reply\s+|response\s+)?\**(a|b|tie)\**\s*\.?\s*$", re.IGNORECASE)
 FOLLOW_UP = "Your answer could not be read. Answer again with only {what}, nothing else."
+JUDGE_TEMPERATURE = 0.0  # what `LLMConfig.temperature` None means here: a judge should be as repeatable as it can
 
 
 def parse_score(text: str, low: float = 0.0, high: float = 10.0) -> float | None:
@@ -127,6 +128,7 @@ def score(
     from prefdata.contract.errors import PrefdataError
     from prefdata.storage.dataset import DatasetWriter, read_manifest
 
+    config = config.with_default_temperature(JUDGE_TEMPERATURE)
     if relabel and not pairwise:
         raise PrefdataError("--relabel needs --pairwise: only a verdict given in both orders is trusted to relabel")
     manifest = read_manifest(directory)

@@ -38,6 +38,7 @@ _REFUSAL = re.compile(
 )
 GENERATION_ROUNDS = 10
 OVERFETCH = 1.25
+GENERATION_TEMPERATURE = 0.7  # what `LLMConfig.temperature` None means here: varied enough for new prompts
 
 
 def load_seed_prompts(path: str | os.PathLike, *, format: str = "auto") -> list[str]:
@@ -109,6 +110,7 @@ def synthesize(
     the request and cost estimate)."""
     from prefdata.storage.dataset import DatasetWriter
 
+    config = config.with_default_temperature(GENERATION_TEMPERATURE)
     if kind not in KINDS:
         raise PrefdataError(f"--kind must be one of {', '.join(KINDS)}")
     if n < 1 or examples_per_request < 1 or prompts_per_request < 1:

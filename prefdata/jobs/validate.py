@@ -232,7 +232,7 @@ def validate_files(paths: Sequence[str | os.PathLike], schema: str = "auto", max
 
 
 def validate_paths(paths: Sequence[str | os.PathLike], schema: str = "auto", max_errors: int = DEFAULT_MAX_ERRORS,
-                   out: Echo | None = print, note: Echo | None = None, quiet: bool = True) -> ValidationReport:
+                   out: Echo | None = print, note: Echo | None = None, quiet: bool = False) -> ValidationReport:
     """What the CLI runs: dataset directories are checked as directories, everything else as data files."""
     if not paths:
         raise PrefdataError("nothing to validate: give one or more files or dataset directories")
