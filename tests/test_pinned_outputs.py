@@ -30,7 +30,7 @@ def tree_digest(root: Path, replace: dict[str, str]) -> str:
 
 
 PINNED = {
-    "sample/raw": "92e7ca34b0465302",
+    "sample/raw": "a5cf92dbd8a5e26c",
     "sample/split": "1f562a53ad31e175",
     "sample/export-trl": "7347908a35259211",
     "sample/export-dschat": "7fb189116f1b9751",
