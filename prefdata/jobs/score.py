@@ -180,17 +180,17 @@ async def _score_rows(directory, writer, config, template, judge_meta, pairwise,
             index, split, row = item
             try:
                 if pairwise:
-                    return index, split, row, await _judge_pair(engine, template, row, judge_meta, relabel, stats)
-                return index, split, row, await _judge_points(engine, template, row, judge_meta, score_range, stats)
+                    return index, split, await _judge_pair(engine, template, row, judge_meta, relabel, stats)
+                return index, split, await _judge_points(engine, template, row, judge_meta, score_range, stats)
             except RequestRejected as e:
-                return index, split, row, Reject("llm_rejected", f"the server refused the request (HTTP {e.status}): "
-                                                 f"{e.message}", row)
+                return index, split, Reject("llm_rejected", f"the server refused the request (HTTP {e.status}): "
+                                            f"{e.message}", row)
 
         bar = progress(None, desc="score", total=total, quiet=quiet, unit="row")
         items = ((i, split, row) for i, (split, row) in enumerate(iter_rows(directory)))
         loop, file = RecordLoop(writer), str(directory)
         try:
-            async for index, split, _row, result in ordered_map(items, judge, window=4 * config.concurrency):
+            async for index, split, result in ordered_map(items, judge, window=4 * config.concurrency):
                 if isinstance(result, Reject):
                     loop.quarantine(result.at(file=file, index=index))
                 else:
@@ -203,7 +203,7 @@ async def _score_rows(directory, writer, config, template, judge_meta, pairwise,
 
 
 def _rebuild(row: dict[str, Any], meta: dict[str, Any], *, chosen: str | None, rejected: str | None,
-             chosen_score: float | None, rejected_score: float | None):
+             chosen_score: float | None, rejected_score: float | None) -> dict[str, Any] | Reject:
     try:
         return make_row(row["prompt"], chosen, rejected, source=row["source"], group=row["group"],
                         chosen_score=chosen_score, rejected_score=rejected_score, meta=meta)
@@ -211,7 +211,7 @@ def _rebuild(row: dict[str, Any], meta: dict[str, Any], *, chosen: str | None, r
         return Reject.of(e, row)
 
 
-async def _judge_points(engine, template, row, judge_meta, score_range, stats):
+async def _judge_points(engine, template, row, judge_meta, score_range, stats) -> dict[str, Any] | Reject:
     if row.get("chosen") is None:
         stats["unscored"] += 1
         return row
@@ -235,7 +235,7 @@ async def _judge_points(engine, template, row, judge_meta, score_range, stats):
                     chosen_score=scores[0], rejected_score=scores[1])
 
 
-async def _judge_pair(engine, template, row, judge_meta, relabel, stats):
+async def _judge_pair(engine, template, row, judge_meta, relabel, stats) -> dict[str, Any] | Reject:
     if row_kind(row) != "pair":
         stats["unscored"] += 1
         return row
