@@ -140,7 +140,7 @@ def red_team_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
     if "chosen" in record and "transcript" not in record:
         raise RowError("wrong_schema", "a chosen/rejected pair, not a red-team-attempts record", "transcript")
     meta = {key: value for key, value in record.items() if key != "transcript"}
-    return make_unsup_row(common.require(record, "transcript"), source=source, meta=meta)
+    return make_unsup_row(common.text(record, "transcript"), source=source, meta=meta)
 
 
 class PairParser:
