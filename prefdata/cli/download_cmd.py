@@ -20,7 +20,7 @@ from prefdata.cli.options import (
 )
 from prefdata.formats import hh
 from prefdata.jobs import download
-from prefdata.jobs.importer import ON_ERROR
+from prefdata.pipeline.records import ON_ERROR
 
 # option: (the target it applies to, its flag)
 _ONLY_FOR = {

@@ -13,6 +13,7 @@ from prefdata.cli.options import (
     quiet_option,
 )
 from prefdata.jobs import importer
+from prefdata.pipeline.records import ON_ERROR
 
 _COLUMN_OPTIONS = {
     "prompt": "the prompt (a string, or a list of messages)",
@@ -46,7 +47,7 @@ def _column_options(function):
 @click.option("--sample", is_flag=True, help="Import the bundled HH-shaped sample instead of FILE….")
 @from_signature(importer.import_files, "max_record_bytes", type=click.IntRange(min=1),
                 help="Larger records are quarantined as record_too_large.")
-@from_signature(importer.import_files, "on_error", type=click.Choice(importer.ON_ERROR), help=ON_ERROR_HELP)
+@from_signature(importer.import_files, "on_error", type=click.Choice(ON_ERROR), help=ON_ERROR_HELP)
 @overwrite_option
 @quiet_option
 def import_command(files, out, sample, map_, **kwargs):
