@@ -11,15 +11,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import trainer_helpers as helpers  # noqa: E402
 
-from trainers.ppo import PPOConfig, train_ppo  # noqa: E402
-from trainers.sft import sft_command  # noqa: E402
+from trainers.recipes.ppo import PPOConfig, train_ppo  # noqa: E402
+from trainers.recipes.sft import sft_command  # noqa: E402
 
 
 def main(root: Path) -> None:
     rank = int(os.environ["RANK"])
     common = {"data": str(root / "split"), "cache_dir": str(root / "cache"), "dtype": "fp32", "micro_batch_size": 8,
               "lr": 1e-3, "quiet": True}
-    # Phase 1 through the command line, as `deepspeed -m trainers.sft` calls it (with --local_rank).
+    # Phase 1 through the command line, as `deepspeed -m trainers.recipes.sft` calls it (with --local_rank).
     sft_command.main(["--data", common["data"], "--cache-dir", common["cache_dir"], "--model", "tiny-gpt2",
                       "--tokenizer", str(root / "tok"), "--out", str(root / "sft"), "--zero-stage", "2", "--dtype", "fp32",
                       "--micro-batch-size", "8", "--max-steps", "3", "--quiet", f"--local_rank={os.environ['LOCAL_RANK']}"],

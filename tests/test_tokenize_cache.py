@@ -17,7 +17,7 @@ from prefdata.contract.errors import PrefdataError  # noqa: E402
 from prefdata.contract.render import render  # noqa: E402
 from prefdata.contract.row import make_row  # noqa: E402
 from prefdata.storage.dataset import DatasetWriter  # noqa: E402
-from trainers.data import (  # noqa: E402
+from trainers.components.tokens import (  # noqa: E402
     IGNORE_INDEX,
     TokenizeSpec,
     collate_pairs,
@@ -85,7 +85,7 @@ def test_train_on_prompt_keeps_prompt_labels(split_dir, tokenizer, tmp_path):
 
 
 def test_reward_pairs_and_ppo_prompts(split_dir, tokenizer, tmp_path):
-    pairs = tokenized(split_dir, "rm_train", tokenizer, TokenizeSpec("reward", max_seq_len=128), tmp_path, quiet=True)
+    pairs = tokenized(split_dir, "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=128), tmp_path, quiet=True)
     rows = _rows(split_dir, "rm_train")
     assert len(pairs) == len(rows)
     eos = tokenizer.eos_token_id
@@ -123,10 +123,10 @@ def test_over_long_rows_dropped_or_truncated_and_counted(tokenizer, tmp_path):
     data = _one_split_dir(tmp_path / "d", [long_pair, short_pair, same_tail])
     limit = len(_ids(tokenizer, render(short_pair["prompt"], short_pair["chosen"]))) + 6
 
-    dropped = tokenized(data, "rm_train", tokenizer, TokenizeSpec("reward", max_seq_len=limit), tmp_path / "c", quiet=True)
+    dropped = tokenized(data, "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=limit), tmp_path / "c", quiet=True)
     assert len(dropped) == 1 and dropped.info["counts"]["dropped_too_long"] == 2
 
-    left = tokenized(data, "rm_train", tokenizer, TokenizeSpec("reward", max_seq_len=limit, truncation="left"),
+    left = tokenized(data, "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=limit, truncation="left"),
                      tmp_path / "c", quiet=True)
     counts = left.info["counts"]
     assert counts["dropped_identical_after_truncation"] == 1 and counts["truncated"] == 2 and len(left) == 2
@@ -134,7 +134,7 @@ def test_over_long_rows_dropped_or_truncated_and_counted(tokenizer, tmp_path):
     assert len(first["chosen_input_ids"]) == limit and first["chosen_input_ids"][-1] == tokenizer.eos_token_id
     assert float(first["margin"]) == 2.5
 
-    right = tokenized(data, "rm_train", tokenizer, TokenizeSpec("reward", max_seq_len=limit, truncation="right"),
+    right = tokenized(data, "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=limit, truncation="right"),
                       tmp_path / "c", quiet=True)
     # Cut from the right, every long pair keeps only the shared prompt: identical, dropped, counted.
     assert right.info["counts"]["dropped_identical_after_truncation"] == 2 and len(right) == 1
@@ -181,7 +181,7 @@ def test_chat_template_of_the_tokenizer(split_dir, tokenizer, tmp_path):
 
 
 def test_cache_is_memory_mapped_not_loaded(split_dir, tokenizer, tmp_path):
-    from trainers.data import TokenCache
+    from trainers.components.tokens import TokenCache
 
     built = tokenized(split_dir, "sft_train", tokenizer, TokenizeSpec("sft"), tmp_path, quiet=True)
     assert built.table["input_ids"].type == pa.list_(pa.int32())
@@ -224,7 +224,7 @@ def test_concurrent_processes_build_once(split_dir, tok_dir, tmp_path):
 
 
 def test_same_input_gives_byte_identical_cache_and_empty_splits_work(split_dir, tokenizer, tmp_path):
-    spec = TokenizeSpec("reward", max_seq_len=128)
+    spec = TokenizeSpec("rm", max_seq_len=128)
     first = tokenized(split_dir, "rm_train", tokenizer, spec, tmp_path / "a", quiet=True)
     second = tokenized(split_dir, "rm_train", tokenizer, spec, tmp_path / "b", quiet=True)
     assert (first.directory / "tokens.arrow").read_bytes() == (second.directory / "tokens.arrow").read_bytes()
