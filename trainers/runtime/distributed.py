@@ -4,11 +4,13 @@ one collective the recipes need (a sum of per-rank totals)."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import random
 import socket
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -17,12 +19,19 @@ def _only_errors(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.ERROR
 
 
+@contextlib.contextmanager
+def deepspeed_prints(quiet: bool) -> Iterator[None]:
+    """DeepSpeed `print`s diagnostics on stdout ("... shm_comm_op built successfully"): to stderr, or nowhere if quiet."""
+    with contextlib.redirect_stdout(io.StringIO() if quiet else sys.stderr):
+        yield
+
+
 def import_deepspeed(quiet: bool = False) -> ModuleType:
     """DeepSpeed with its log kept off stdout, which carries only results.
 
     Its logger writes to the ``sys.stdout`` of the moment it is created, on import, and warns "Setting accelerator to
-    CPU" right then: importing under a stderr redirect sends that line and the rest of its log to stderr, and
-    ``quiet`` lets only errors through.
+    CPU" right then: importing under a stderr redirect binds its log to stderr for good, and ``quiet`` lets only
+    errors through.
     """
     logger = logging.getLogger("DeepSpeed")
     if quiet:
@@ -51,7 +60,8 @@ def init_distributed(quiet: bool = False) -> tuple[int, int]:
         os.environ.setdefault("MASTER_PORT", str(free_port()))
     if not dist.is_initialized():
         backend = "gloo" if deepspeed.get_accelerator().device_name() == "cpu" else None
-        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+        with deepspeed_prints(quiet):
+            deepspeed.init_distributed(dist_backend=backend, verbose=False)
     return dist.get_rank(), dist.get_world_size()
 
 
