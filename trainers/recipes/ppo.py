@@ -36,18 +36,27 @@ from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import deepspeed_config, frozen_config, zero_stage_of
 from trainers.runtime.engine import batch_shape, loader, to_device
 from trainers.runtime.metrics import MetricsLog, summary_line
-from trainers.runtime.options import RunConfig, config_from_options, options_from, run_main, setting
+from trainers.runtime.options import (
+    TOKENIZE_DEFAULTS,
+    RunConfig,
+    config_from_options,
+    options_from,
+    run_main,
+    setting,
+)
 
 
 @dataclass
 class PPOConfig(RunConfig):
+    """`train ppo`: the run options plus the models, sampling, reward shaping and PPO hyper-parameters."""
+
     reward_model: str | None = setting(None, "Reward model dir (from `train reward`).")
     critic_model: str | None = setting(None, "Critic initialisation; default: the reward model.")
     unsup: str | None = setting(None, "prefdata.unsup/1 dir for the ptx loss.",
                                 click_type=click.Path(exists=True, file_okay=False))
     unsup_split: str = setting("train", "Split of --unsup to read.")
     ptx_coef: float = setting(0.0, "Weight of the LM loss on --unsup text.")
-    max_prompt_len: int = setting(256, "Prompt tokens kept for generation.")
+    max_prompt_len: int = setting(TOKENIZE_DEFAULTS["max_prompt_len"], "Prompt tokens kept for generation.")
     max_new_tokens: int = setting(256, "Reply tokens sampled per prompt.")
     temperature: float = setting(1.0, "Sampling temperature.")
     top_k: int = setting(0, "Sample from the k likeliest tokens (0: all).")

@@ -32,6 +32,8 @@ from trainers.runtime.options import RunConfig, config_from_options, options_fro
 
 @dataclass
 class RewardConfig(RunConfig):
+    """`train reward`: the run options plus the margin switch and the eval batch size."""
+
     use_margin: bool = setting(False, "Require chosen to outscore rejected by each pair's meta.margin.")
     eval_batch_size: int = setting(8, "Per-rank batch size of the evaluation passes.")
 

@@ -32,6 +32,8 @@ from trainers.runtime.options import RunConfig, config_from_options, options_fro
 
 @dataclass
 class SFTConfig(RunConfig):
+    """`train sft`: the run options plus what only supervised fine-tuning has."""
+
     train_on_prompt: bool = setting(False, "Also learn the prompt tokens (default: loss on the reply only).")
     eval_batch_size: int = setting(8, "Per-rank batch size of the evaluation passes.")
 

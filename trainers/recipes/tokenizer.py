@@ -19,17 +19,19 @@ import click
 
 from prefdata.contract.render import TEMPLATES, render
 from prefdata.storage.dataset import iter_rows, read_manifest
-from trainers.runtime.options import config_from_options, options_from, run_main, setting
+from trainers.runtime.options import TOKENIZE_DEFAULTS, config_from_options, options_from, run_main, setting
 
 EOS, PAD, UNK = "<|endoftext|>", "<pad>", "<unk>"
 
 
 @dataclass
 class TokenizerConfig:
+    """`train tokenizer`: no DeepSpeed, so not a `RunConfig`."""
+
     data: str = setting(help="A prefdata dataset directory.", click_type=click.Path(exists=True, file_okay=False))
     out: str = setting(help="Where the tokenizer is saved.", click_type=click.Path(file_okay=False))
     vocab_size: int = setting(8000, "Tokens in the vocabulary, specials included.", click_type=click.IntRange(min=300))
-    template: str = setting("dschat", "How prompts are rendered for training (use the one you train with).",
+    template: str = setting(TOKENIZE_DEFAULTS["template"], "How prompts are rendered for training (use the one you train with).",
                             choices=tuple(t for t in TEMPLATES if t != "tokenizer"))
     quiet: bool = setting(False, "No progress bar (the summary line stays).", short="-q")
 

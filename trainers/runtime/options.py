@@ -20,9 +20,11 @@ import click
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.render import TEMPLATES
-from trainers.components.tokens import TRUNCATION
+from trainers.components.tokens import TRUNCATION, TokenizeSpec
 
 DTYPES = ("bf16", "fp32")
+# What changes the tokens is defaulted once, in `TokenizeSpec`; the run configs take those defaults from there.
+TOKENIZE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TokenizeSpec) if f.default is not MISSING}
 Config = TypeVar("Config")
 
 
@@ -45,9 +47,9 @@ class RunConfig:
     model: str = setting(help="HF model dir, a preset (tiny-gpt2, tiny-llama) or config:FILE.json.")
     out: str = setting(help="Checkpoint dir (HF layout).", click_type=click.Path(file_okay=False))
     tokenizer: str | None = setting(None, "Tokenizer dir; default: the model dir (required with a config).")
-    template: str = setting("dschat", "How prompts and replies are rendered.", choices=TEMPLATES)
-    max_seq_len: int = setting(512, "Prompt + reply + EOS, in tokens.")
-    truncate: str = setting("drop", "Over-long rows: drop them (counted) or cut tokens from the left or the right.",
+    template: str = setting(TOKENIZE_DEFAULTS["template"], "How prompts and replies are rendered.", choices=TEMPLATES)
+    max_seq_len: int = setting(TOKENIZE_DEFAULTS["max_seq_len"], "Prompt + reply + EOS, in tokens.")
+    truncate: str = setting(TOKENIZE_DEFAULTS["truncation"], "Over-long rows: drop them (counted) or cut tokens from the left or the right.",
                             choices=TRUNCATION)
     cache_dir: str | None = setting(None, "Token cache (default $PREFDATA_HOME/tokens, ~/.cache/prefdata/tokens).")
     deepspeed: str | None = setting(None, "DeepSpeed JSON config; default: trainers/configs/<phase>.json. Flags below "
