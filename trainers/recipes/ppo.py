@@ -184,7 +184,7 @@ def train_ppo(cfg: PPOConfig, reward_model: Any = None) -> dict[str, Any]:
     reward_model = reward_model.eval().requires_grad_(False)
     micro, accum = batch_shape(cfg, "ppo")
     prompt_loader = loader(prompts, micro, functools.partial(collate_prompts, pad_id=tokenizer.pad_token_id),
-                                  shuffle=True, seed=cfg.seed, rank=rank, world=world)
+                           shuffle=True, seed=cfg.seed, rank=rank, world=world)
     # A PPO step is one batch of prompts; it makes ppo_epochs optimizer micro-steps per model.
     total_steps = min(cfg.max_steps or 10**12, len(prompt_loader) * cfg.epochs)
     optimizer_steps = max(total_steps * cfg.ppo_epochs // accum, 1)
@@ -206,7 +206,7 @@ def train_ppo(cfg: PPOConfig, reward_model: Any = None) -> dict[str, Any]:
     ptx_batches = None
     if unsup is not None and cfg.ptx_coef > 0:
         ptx_loader = loader(unsup, micro, functools.partial(collate_sft, pad_id=tokenizer.pad_token_id),
-                                   shuffle=True, seed=cfg.seed, rank=rank, world=world)
+                            shuffle=True, seed=cfg.seed, rank=rank, world=world)
         ptx_batches = itertools.cycle(ptx_loader)
     resume_dir = out / "checkpoints"
     step = done_micro = 0
