@@ -8,9 +8,10 @@ replicated with a unique tag per copy, and prints a table of ratios (library / o
          JSON array writes (quarantine lines carry the element's line).
   state  (b) `SplitWriter.close` writing ``state.json`` / ``dataset_info.json`` itself vs `Dataset.save_to_disk` of the
          finished shards: `prefdata import` time and whether every output file is byte-identical.
-  dedup  (c) `dedup.near_duplicates` (numpy MinHash, LSH banding, union-find) vs `datasketch` MinHash + MinHashLSH
-         (same shingles, same bands) with scipy's connected components: same decisions on the real rows at several
-         thresholds, and `prefdata split --near-dup 0.9` time on replicated rows.
+  dedup  (c) `dedup.near_duplicates` (numpy MinHash, LSH banding) vs `datasketch` MinHash + MinHashLSH (same
+         shingles, same bands): same decisions on the real rows at several thresholds, and `prefdata split --near-dup
+         0.9` time on replicated rows; then the clustering of the similar pairs: the hand-written union-find it used
+         before vs scipy's connected components (`dedup.keep_smallest_id` now).
 
     python bench/infra.py                        # all three parts
     python bench/infra.py --only dedup --rows 20000

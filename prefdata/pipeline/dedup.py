@@ -2,7 +2,7 @@
 
 Everything here works on whole columns (pyarrow compute + numpy) so a million rows never become Python dicts. Every
 decision is independent of row order: among duplicates the row that sorts first by content keeps its place.
-MinHash and LSH are hand-written, kept: datasketch made `split --near-dup 0.9` 4.5x slower and decided differently on
+MinHash and LSH are hand-written, kept: datasketch made `split --near-dup 0.9` 4.5-5x slower and decided differently on
 the real HH rows at thresholds 0.5-0.8 (`bench/infra.py` part c).
 """
 
