@@ -318,3 +318,33 @@ def iter_rows(directory: str | os.PathLike, split: str | None = None) -> Iterabl
         for batch in dataset.with_format("arrow").iter(batch_size=_BATCH_ROWS):
             for row in batch.to_pylist():
                 yield name, row
+
+
+def verify_directory(directory: str | os.PathLike, *, checksums: bool = True) -> dict[str, Any]:
+    """The manifest of ``directory`` once its shards are what the manifest says: every shard present with its size
+    (and, with ``checksums``, its sha256), and the rows of each split adding up. Raises a one-line `PrefdataError`
+    naming the first damaged shard; nothing on disk is trusted before this passes."""
+    path = Path(directory)
+    manifest = read_manifest(path)
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict):
+        raise PrefdataError("manifest has no splits", file=str(path / MANIFEST), field="splits")
+    for name, split in splits.items():
+        shards = split.get("shards") if isinstance(split, dict) else None
+        if not isinstance(shards, list) or not all(isinstance(s, dict) for s in shards):
+            raise PrefdataError("manifest lists no shards", file=str(path / MANIFEST), field=f"splits.{name}")
+        if sum(s.get("rows", 0) for s in shards) != split.get("rows"):
+            raise PrefdataError("shard rows do not add up to the split's rows", file=str(path / MANIFEST),
+                                field=f"splits.{name}")
+        for shard in shards:
+            shard_path = path / name / str(shard.get("file"))
+            try:
+                size = shard_path.stat().st_size
+            except OSError:
+                raise PrefdataError("shard is missing", file=str(shard_path)) from None
+            if size != shard.get("bytes"):
+                raise PrefdataError(f"shard is {size} bytes, the manifest says {shard.get('bytes')}: damaged",
+                                    file=str(shard_path))
+            if checksums and file_sha256(shard_path) != shard.get("sha256"):
+                raise PrefdataError("shard checksum differs from the manifest: damaged", file=str(shard_path))
+    return manifest
