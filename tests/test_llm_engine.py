@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
 from fake_openai_server import FakeOpenAI
@@ -134,11 +135,12 @@ class ManualClock:
     def now(self) -> float:
         return self.time
 
-    async def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Time moves when the sleep is asked for, as a real sleep's deadline is set then (not when it is awaited)."""
         wake = self.time + seconds
         self.wakes.append(wake)
         self.time = max(self.time, wake)
-        await asyncio.sleep(0)
+        return asyncio.sleep(0)
 
     def clock(self) -> Clock:
         return Clock(now=self.now, sleep=self.sleep)
