@@ -103,7 +103,7 @@ def test_retries_are_bounded_and_the_error_is_one_clear_line(server, tmp_path):
     cfg = config(server, tmp_path, concurrency=1, max_retries=50, max_retry_time=0.2)
     with pytest.raises(RequestFailed, match="max-retry-time 0.2s"):
         run_all(cfg, requests_for(cfg, 1))
-    assert len(server.requests) == 3 + 1  # the client's first backoff (>= 0.375 s) outlasts --max-retry-time
+    assert len(server.requests) == 3 + 1  # the engine's first backoff (>= 0.375 s) outlasts --max-retry-time
 
 
 def test_malformed_replies_are_asked_again_up_to_max_retries(server, tmp_path):
@@ -164,6 +164,20 @@ def pacer_wakes(server: FakeOpenAI, tmp_path, requests: int, **settings) -> list
 def test_rpm_limit_spaces_requests_evenly(server, tmp_path):
     # 120 rpm: one request per 0.5 s. The first goes at once, then evenly spaced: not a burst.
     assert pacer_wakes(server, tmp_path, 5, concurrency=8, rpm=120) == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_retries_take_their_own_turn_of_the_rpm_schedule(server, tmp_path):
+    # Two of the five requests are told to retry at once (429, retry-after-ms 1): seven attempts, each one a turn.
+    server.script = [{"status": 429, "retry_after_ms": 1}] * 2
+    assert pacer_wakes(server, tmp_path, 5, concurrency=8, rpm=120) == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+
+
+def test_a_server_asking_for_too_long_a_wait_stops_the_run(server, tmp_path):
+    server.script = [{"status": 429, "retry_after": 3600}]
+    cfg = config(server, tmp_path, concurrency=1)
+    with pytest.raises(RequestFailed, match="HTTP 429"):
+        run_all(cfg, requests_for(cfg, 3))
+    assert len(server.requests) == 1
 
 
 def test_tpm_limit_spaces_requests_by_their_reserved_tokens(server, tmp_path):

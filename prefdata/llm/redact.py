@@ -2,10 +2,12 @@
 
 A server's error body may echo what it was sent (a 401 that quotes the ``Authorization`` header), and a base URL or a
 proxy's message may carry a token. Every message the LLM layer builds from text it did not write goes through
-`redact` before it can reach a terminal, a log or a file. What counts as a secret: the value of ``OPENAI_API_KEY``
-itself, anything shaped like an OpenAI key (``sk-…``), the credential after ``Bearer``/``Basic``, the value of a
-``key=``/``token:``-style field, and long random-looking tokens (32+ hex digits mixing letters and digits, or 32+ base64 characters mixing upper
-case, lower case and digits, which words, numbers and absolute paths do not).
+`redact` before it can reach a terminal, a log or a file.
+
+What counts as a secret: the value of ``OPENAI_API_KEY`` itself, anything shaped like an OpenAI key (``sk-…``), the
+credential after ``Bearer``/``Basic``, the value of a ``key=``/``token:``-style field, and long random-looking tokens:
+32+ hex digits mixing letters and digits, or 32+ base64 characters mixing upper case, lower case and digits (which
+words, numbers and absolute paths do not).
 """
 
 from __future__ import annotations
