@@ -7,27 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from fake_openai_server import FakeOpenAI
-from llm_support import SECRET, fake_model, hh_rows, last_content, write_dataset, written_files
+from llm_support import (
+    SECRET,
+    engine_config,
+    env_for,
+    fake_model,
+    hh_rows,
+    last_content,
+    numbered_requests,
+    prefdata_cmd,
+    write_dataset,
+    written_files,
+)
 
 from prefdata.llm.batch import ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestFailed, RequestRejected
 from prefdata.llm.redact import MASK, redact
-
-
-def config(server: FakeOpenAI, tmp_path, **overrides) -> LLMConfig:
-    settings = {"model": "fake-model", "base_url": server.url, "cache": str(tmp_path / "cache.sqlite"),
-                "timeout": 5.0, "max_retries": 3, "concurrency": 4, "max_tokens": 16}
-    return LLMConfig(**{**settings, **overrides})
-
-
-def requests_for(cfg: LLMConfig, count: int) -> list[ChatRequest]:
-    return [ChatRequest.of([{"role": "user", "content": f"question number {i}"}], cfg) for i in range(count)]
 
 
 def run_all(cfg: LLMConfig, requests: list[ChatRequest], *, window: int = 8, keep_rejected: bool = False):
@@ -84,15 +83,6 @@ def test_ordinary_text_is_left_alone(ordinary):
     assert redact(ordinary) == ordinary
 
 
-def prefdata_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "prefdata.cli", *args]
-
-
-def env_for(server: FakeOpenAI) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFDATA_"))}
-    return {**env, "OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": server.url}
-
-
 @pytest.fixture(scope="module")
 def rows(hh_harmless_test):
     return hh_rows(hh_harmless_test, 24)
@@ -146,9 +136,9 @@ def test_refused_requests_are_counted_and_their_quarantine_messages_redacted(tmp
 @pytest.mark.parametrize("status", [401, 403, 404, 405])
 def test_a_fatal_status_stops_new_requests_at_once(server, tmp_path, status):
     server.rules = [(lambda body: True, {"status": status, "latency": 0.02})]
-    cfg = config(server, tmp_path, concurrency=8)
+    cfg = engine_config(server, tmp_path, concurrency=8)
     with pytest.raises(RequestFailed, match=f"HTTP {status}"):
-        run_all(cfg, requests_for(cfg, 64), window=32)
+        run_all(cfg, numbered_requests(cfg, 64), window=32)
     assert 1 <= len(server.requests) <= 8  # the requests in flight when the first answer came; none after
 
 
@@ -156,9 +146,9 @@ def test_a_fatal_status_cancels_a_pending_retry(server, tmp_path):
     # Question 0 is told to come back in 1 s; question 1 is refused for good meanwhile: question 0 is not asked again.
     server.rules = [(lambda body: last_content(body).endswith(" 0"), {"status": 429, "retry_after": 1}),
                     (lambda body: last_content(body).endswith(" 1"), {"status": 401, "latency": 0.2})]
-    cfg = config(server, tmp_path, concurrency=2)
+    cfg = engine_config(server, tmp_path, concurrency=2)
     with pytest.raises(RequestFailed, match="HTTP 401"):
-        run_all(cfg, requests_for(cfg, 2))
+        run_all(cfg, numbered_requests(cfg, 2))
     assert sorted(r["status"] for r in server.requests) == [401, 429]
 
 
@@ -168,8 +158,8 @@ def test_retries_wait_for_their_turn_under_rpm(server, tmp_path):
     # --rpm 600: one attempt per 0.1 s. 8 requests and 3 of them told to retry at once (429, 1 ms) make 11 attempts,
     # which the pacer must spread over at least 10 intervals, on the server's clock.
     server.script = [{"status": 429, "retry_after_ms": 1}] * 3
-    cfg = config(server, tmp_path, concurrency=4, rpm=600)
-    results, engine = run_all(cfg, requests_for(cfg, 8))
+    cfg = engine_config(server, tmp_path, concurrency=4, rpm=600)
+    results, engine = run_all(cfg, numbered_requests(cfg, 8))
     arrivals = sorted(r["t_start"] for r in server.requests)
     assert len(arrivals) == 11 and engine.accounting.retries == 3 and engine.accounting.requests == 8
     assert arrivals[-1] - arrivals[0] >= 10 * 0.1 - 0.02  # 0.02 s: the first arrival may lag its send
@@ -180,8 +170,8 @@ def test_retries_wait_for_their_turn_under_rpm(server, tmp_path):
 @pytest.mark.parametrize("usage", [["12", "3"], "12", 7, True, {"prompt_tokens": "3", "completion_tokens": -1}])
 def test_a_usage_that_is_not_an_object_of_counts_is_estimated(server, tmp_path, usage):
     server.script = [{"usage": usage}]
-    cfg = config(server, tmp_path, concurrency=1)
-    results, engine = run_all(cfg, requests_for(cfg, 1))
+    cfg = engine_config(server, tmp_path, concurrency=1)
+    results, engine = run_all(cfg, numbered_requests(cfg, 1))
     # Estimated as the engine does without usage: 17 characters -> 5 tokens + 4 for the message; reply 23 chars -> 6.
     assert results[0].text == "echo: question number 0"
     assert (results[0].tokens_in, results[0].tokens_out) == (9, 6)
