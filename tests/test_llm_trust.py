@@ -27,6 +27,7 @@ from llm_support import (
 from prefdata.llm.batch import ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestFailed, RequestRejected
 from prefdata.llm.redact import MASK, redact
+from prefdata.llm.retry import MAX_RETRY_AFTER, retry_delay
 
 
 def run_all(cfg: LLMConfig, requests: list[ChatRequest], *, window: int = 8, keep_rejected: bool = False):
@@ -176,3 +177,28 @@ def test_a_usage_that_is_not_an_object_of_counts_is_estimated(server, tmp_path, 
     assert results[0].text == "echo: question number 0"
     assert (results[0].tokens_in, results[0].tokens_out) == (9, 6)
     assert engine.accounting.requests == 1 and len(server.requests) == 1
+
+
+def status_error(status: int, **headers: str):
+    import httpx2 as httpx  # the HTTP library of the installed openai client
+    import openai
+
+    response = httpx.Response(status, headers=headers, request=httpx.Request("POST", "http://127.0.0.1/v1"))
+    return openai.APIStatusError("scripted", response=response, body=None)
+
+
+def test_retry_rules_follow_the_status_and_what_the_server_asks():
+    import email.utils
+    import time
+
+    assert retry_delay(status_error(429, **{"retry-after-ms": "250"}), 0) == 0.25
+    assert retry_delay(status_error(503, **{"retry-after": "3"}), 5) == 3.0
+    assert 0.375 <= retry_delay(status_error(500), 0) <= 0.5  # 0.5 s less up to 25 % jitter
+    assert 6.0 <= retry_delay(status_error(502), 6) <= 8.0  # doubled each attempt, capped at 8 s
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 50 <= retry_delay(status_error(429, **{"retry-after": in_a_minute}), 0) <= 61
+    assert retry_delay(status_error(429, **{"retry-after": str(MAX_RETRY_AFTER + 1)}), 0) is None
+    assert retry_delay(status_error(500, **{"x-should-retry": "false"}), 0) is None
+    assert retry_delay(status_error(418, **{"x-should-retry": "true"}), 0) is not None
+    for fatal in (401, 403, 404, 405, 400):
+        assert retry_delay(status_error(fatal), 0) is None

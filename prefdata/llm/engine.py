@@ -7,7 +7,7 @@ fails for good (a 401 means every other request would fail too), a persistent ca
 completes, and token/cost accounting with a hard ``--max-cost``.
 
 Retries are ours, not the client's (``max_retries=0``): inside one client call the retries could neither wait for the
-pacer (``--rpm 300`` with 20 % 429s let 372 requests a minute through) nor stop when another request has failed for
+pacer (``--rpm 300`` with 20 % 429s let 341 attempts a minute through: ``bench/llm_throughput.py --retry-pacing``) nor stop when another request has failed for
 good. The API key is read from ``OPENAI_API_KEY`` by this module only, handed to the client, and never stored anywhere
 else; every message built from the server's text goes through `redact` (a 401 body may echo the key).
 """
@@ -15,10 +15,7 @@ else; every message built from the server's text goes through `redact` (a 401 bo
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
 import os
-import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,14 +27,12 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.llm.accounting import Accounting, estimate_tokens
 from prefdata.llm.cache import open_cache, request_key
 from prefdata.llm.redact import API_KEY_ENV, redact
+from prefdata.llm.retry import Malformed, retry_delay
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ROW_LEVEL_STATUS = frozenset({400, 413, 422})  # this one request is refused (e.g. too long): quarantine the record
-RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx; any other status is fatal: the whole run stops
 CONNECTIONS_PER_CLIENT = 8
 RETRY_COUNT_HEADER = "x-stainless-retry-count"  # the attempt number, in the header the openai client uses for it
-INITIAL_BACKOFF, MAX_BACKOFF = 0.5, 8.0  # seconds; the openai client's own schedule
-MAX_RETRY_AFTER = 120.0  # a server asking for a longer wait is not retried (the openai client's rule)
 
 
 @dataclass
@@ -150,10 +145,6 @@ class RequestRejected(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-class _Malformed(Exception):
-    """A 200 reply that is not a chat completion (bad JSON, no choices): asked again, like a server error."""
 
 
 @dataclass(frozen=True)
@@ -349,7 +340,7 @@ class Engine:
             problem = f"no reply within --timeout {self.config.timeout:g}s"
         except openai.APIConnectionError as e:
             problem = f"connection error: {_short(e)}"
-        except (_Malformed, ValueError, openai.APIResponseValidationError) as e:
+        except (Malformed, ValueError, openai.APIResponseValidationError) as e:
             problem = f"malformed reply: {_short(e)}"
         except asyncio.TimeoutError:
             problem = f"still no reply after --max-retry-time {self.config.max_retry_time:g}s"
@@ -374,7 +365,7 @@ class Engine:
                                           options={"headers": {RETRY_COUNT_HEADER: str(attempt)}})
                 return _parse_reply(reply, request)
             except Exception as e:
-                delay = _retry_delay(e, attempt) if attempt < self.config.max_retries else None
+                delay = retry_delay(e, attempt) if attempt < self.config.max_retries else None
                 if delay is None:
                     raise
             attempt += 1
@@ -389,62 +380,16 @@ class Engine:
                 **self.accounting.summary()}
 
 
-def _retry_delay(error: Exception, attempt: int) -> float | None:
-    """Seconds to wait before asking again after ``error`` on attempt ``attempt`` (0 first); None: do not retry.
-
-    The openai client's rules: 408, 409, 429 and 5xx, timeouts and lost connections are retried, with the wait the
-    server names (``Retry-After``/``retry-after-ms``, up to `MAX_RETRY_AFTER`) or an exponential backoff with jitter;
-    ``x-should-retry`` overrides the status. A reply that is not a chat completion is asked again at once.
-    """
-    import openai
-
-    if isinstance(error, (_Malformed, ValueError, openai.APIResponseValidationError)):
-        return 0.0
-    backoff = min(INITIAL_BACKOFF * 2.0 ** min(attempt, 32), MAX_BACKOFF) * (1 - 0.25 * random.random())
-    if isinstance(error, openai.APIConnectionError):  # timeouts included
-        return backoff
-    if not isinstance(error, openai.APIStatusError):
-        return None
-    headers = error.response.headers
-    retry_after = _retry_after(headers)
-    if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-        return None
-    should = headers.get("x-should-retry")
-    retryable = should == "true" if should in ("true", "false") else (
-        error.status_code in RETRYABLE_STATUS or error.status_code >= 500)
-    if not retryable:
-        return None
-    return retry_after if retry_after is not None and retry_after > 0 else backoff
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """The wait a server asks for, in seconds: ``retry-after-ms``, else ``Retry-After`` (seconds or an HTTP date)."""
-    for header, divisor in (("retry-after-ms", 1000), ("retry-after", 1)):
-        value = headers.get(header)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / divisor
-        except ValueError:
-            continue
-        return seconds if math.isfinite(seconds) else MAX_RETRY_AFTER + 1
-    try:
-        date = email.utils.parsedate_tz(headers.get("retry-after") or "")
-        return None if date is None else float(email.utils.mktime_tz(date) - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
 def _parse_reply(reply: Any, request: ChatRequest) -> ChatResult:
-    """The four fields we read; a reply of another shape is `_Malformed`; a ``usage`` we cannot read is estimated."""
+    """The four fields we read; a reply of another shape is `Malformed`; a ``usage`` we cannot read is estimated."""
     try:
         choice = reply["choices"][0]
         text = choice["message"]["content"]
         finish_reason = choice.get("finish_reason")
     except (AttributeError, IndexError, TypeError, KeyError) as e:
-        raise _Malformed(f"not a chat completion ({type(e).__name__})") from None
+        raise Malformed(f"not a chat completion ({type(e).__name__})") from None
     if not isinstance(text, str):
-        raise _Malformed("the reply has no message content")
+        raise Malformed("the reply has no message content")
     usage = reply.get("usage")
     tokens_in, tokens_out = (usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(
         usage, dict) else (None, None)
