@@ -163,7 +163,9 @@ def test_retries_wait_for_their_turn_under_rpm(server, tmp_path):
     results, engine = run_all(cfg, numbered_requests(cfg, 8))
     arrivals = sorted(r["t_start"] for r in server.requests)
     assert len(arrivals) == 11 and engine.accounting.retries == 3 and engine.accounting.requests == 8
-    assert arrivals[-1] - arrivals[0] >= 10 * 0.1 - 0.02  # 0.02 s: the first arrival may lag its send
+    # Ten intervals apart at least; one is spared for the first arrival's lag behind its send on a busy machine.
+    # Unpaced retries land among the first attempts: all eleven then arrive within seven intervals.
+    assert arrivals[-1] - arrivals[0] >= 9 * 0.1
 
 
 # --- replies of the wrong shape -------------------------------------------------------------------------------------
