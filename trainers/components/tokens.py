@@ -104,14 +104,14 @@ def split_checksums(data_dir: str | os.PathLike, split: str, phase: str) -> list
 
     Checking every shard's sha256 costs one read of the directory per run (bench/RESULTS.md, "token cache trust")."""
     manifest = verify_directory(data_dir, checksums=True)
+    schema = manifest.get("schema")
+    if (phase == "ptx") != (schema == UNSUP_SCHEMA_ID):
+        wanted = f"a {UNSUP_SCHEMA_ID} directory" if phase == "ptx" else "a preference dataset"
+        raise PrefdataError(f"is a {schema} directory; the {phase} phase needs {wanted}", file=str(data_dir))
     splits = manifest["splits"]
     if split not in splits:
         have = ", ".join(splits) or "none"
         raise PrefdataError(f"has no split {split!r} (splits: {have}); is it a `prefdata split` output?", file=str(data_dir))
-    schema = manifest.get("schema")
-    if (phase == "ptx") != (schema == UNSUP_SCHEMA_ID):
-        wanted = f"a {UNSUP_SCHEMA_ID} directory (`prefdata import --unsup`)" if phase == "ptx" else "a preference dataset"
-        raise PrefdataError(f"is a {schema} directory; the {phase} phase needs {wanted}", file=str(data_dir))
     return [str(shard.get("sha256")) for shard in splits[split]["shards"]]
 
 
