@@ -13,7 +13,7 @@ is checked against them whenever it is opened; a damaged entry is rebuilt with a
 Phase layouts (one row per example):
 
 - ``sft``: ``input_ids`` (prompt + chosen reply + EOS) and ``prompt_tokens`` (how many leading tokens are prompt; the
-  collator turns them into ``-100`` labels; 0 with ``train_on_prompt``). Storing the count instead of a second token
+  collator (`trainers.components.collate`) turns them into ``-100`` labels; 0 with ``train_on_prompt``). Storing the count instead of a second token
   column halves the cache; the labels are rebuilt exactly.
 - ``rm``: ``chosen_input_ids``, ``rejected_input_ids`` (each prompt + reply + EOS) and ``margin`` (``meta.margin`` or 0).
 - ``ppo``: ``prompt_input_ids`` (the generation prompt).
@@ -35,7 +35,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from filelock import FileLock
 
@@ -47,18 +46,17 @@ from prefdata.contract.row import UNSUP_SCHEMA_ID, row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import file_sha256, verify_directory
 from prefdata.storage.home import token_cache_dir
+from trainers.components.token_store import TOKEN_IDS, TOKENS_FILE, TokenCache
 
 CACHE_FORMAT = 2  # 2: keyed by the shards' sha256 (1 trusted the manifest's fingerprint); entries record their own sha256
 PHASES = (*DATA_PHASES, "ptx")  # the three data phases, and unsupervised text for PPO's ptx loss
 TRUNCATION = ("drop", "left", "right")
-IGNORE_INDEX = -100
 _BATCH = 1024
-_TOKENS = pa.list_(pa.int32())
 _LAYOUT = {
-    "sft": pa.schema([("input_ids", _TOKENS), ("prompt_tokens", pa.int32())]),
-    "rm": pa.schema([("chosen_input_ids", _TOKENS), ("rejected_input_ids", _TOKENS), ("margin", pa.float32())]),
-    "ppo": pa.schema([("prompt_input_ids", _TOKENS)]),
-    "ptx": pa.schema([("input_ids", _TOKENS)]),
+    "sft": pa.schema([("input_ids", TOKEN_IDS), ("prompt_tokens", pa.int32())]),
+    "rm": pa.schema([("chosen_input_ids", TOKEN_IDS), ("rejected_input_ids", TOKEN_IDS), ("margin", pa.float32())]),
+    "ppo": pa.schema([("prompt_input_ids", TOKEN_IDS)]),
+    "ptx": pa.schema([("input_ids", TOKEN_IDS)]),
 }
 
 
@@ -266,7 +264,7 @@ def build_cache(
             columns = _tokenize_batch(rows, enc, counts)
             batch = pa.RecordBatch.from_pydict(columns, schema=schema)
             rows_out += batch.num_rows
-            tokens += sum(len(ids) for f in schema if f.type == _TOKENS for ids in columns[f.name])
+            tokens += sum(len(ids) for f in schema if f.type == TOKEN_IDS for ids in columns[f.name])
             if batch.num_rows:
                 writer.write_batch(batch)
     os.replace(tmp, path)
@@ -281,81 +279,6 @@ def build_cache(
 
 
 # ------------------------------------------------------------------------------------------------------- reading
-
-
-def _view(buffer: pa.Buffer, dtype: Any, start: int, count: int) -> np.ndarray:
-    """A read-only numpy view of part of an Arrow buffer (zero-copy; no pandas import as `to_numpy` would do)."""
-    return np.frombuffer(buffer, dtype=dtype, count=count, offset=start * np.dtype(dtype).itemsize)
-
-
-class _Chunked:
-    """Maps a row index to (chunk, index in chunk) for a column stored in several record batches."""
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        self._starts = np.cumsum([0] + [len(c) for c in column.chunks])
-
-    def __len__(self) -> int:
-        return int(self._starts[-1])
-
-    def locate(self, i: int) -> tuple[int, int]:
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        chunk = int(np.searchsorted(self._starts, i, side="right")) - 1
-        return chunk, i - int(self._starts[chunk])
-
-
-class TokenColumn(_Chunked):
-    """Row ``i`` of a memory-mapped ``list<int32>`` column as a numpy view: no copy, nothing loaded up front."""
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        super().__init__(column)
-        self._chunks = []
-        for c in column.chunks:
-            child = c.values
-            offsets = _view(c.buffers()[1], np.int32, c.offset, len(c) + 1)
-            values = _view(child.buffers()[1], np.int32, child.offset, len(child)) if len(child) else np.zeros(0, np.int32)
-            self._chunks.append((offsets, values))
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        chunk, j = self.locate(i)
-        offsets, values = self._chunks[chunk]
-        return values[offsets[j] : offsets[j + 1]]
-
-
-class ScalarColumn(_Chunked):
-    """Row ``i`` of a memory-mapped fixed-width column (``prompt_tokens``, ``margin``)."""
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        super().__init__(column)
-        dtype = column.type.to_pandas_dtype()
-        self._chunks = [_view(c.buffers()[1], dtype, c.offset, len(c)) for c in column.chunks]
-
-    def __getitem__(self, i: int):
-        chunk, j = self.locate(i)
-        return self._chunks[chunk][j]
-
-
-TOKENS_FILE = "tokens.arrow"
-
-
-class TokenCache:
-    """One phase of one split, tokenised: a map-style dataset of dicts of numpy arrays / numbers."""
-
-    def __init__(self, directory: Path, built: bool) -> None:
-        self.directory = directory
-        self.built = built
-        self.info = json.loads((directory / "info.json").read_text(encoding="utf-8"))
-        self.table = pa.ipc.open_file(pa.memory_map(str(directory / TOKENS_FILE), "r")).read_all()
-        self.columns = {
-            f.name: TokenColumn(self.table[f.name]) if f.type == _TOKENS else ScalarColumn(self.table[f.name])
-            for f in self.table.schema
-        }
-
-    def __len__(self) -> int:
-        return self.table.num_rows
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {name: column[i] for name, column in self.columns.items()}
 
 
 class DamagedEntry(Exception):
@@ -465,46 +388,3 @@ def tokenized(
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, entry)
     return TokenCache(entry, built=True)
-
-
-# ----------------------------------------------------------------------------------------------------- collators
-
-
-def _pad(sequences: list[np.ndarray], value: int, left: bool = False, multiple: int = 1):
-    import torch
-
-    width = max(len(s) for s in sequences)
-    width = -(-width // multiple) * multiple
-    out = torch.full((len(sequences), width), value, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        n = len(s)
-        sl = slice(width - n, width) if left else slice(0, n)
-        out[i, sl] = torch.from_numpy(np.asarray(s, dtype=np.int64))
-        mask[i, sl] = 1
-    return out, mask
-
-
-def collate_sft(examples: list[dict], pad_id: int) -> dict[str, Any]:
-    """Right-pad to the longest row; labels are the ids with the prompt and the padding set to -100."""
-    input_ids, attention_mask = _pad([e["input_ids"] for e in examples], pad_id)
-    labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
-    for i, e in enumerate(examples):
-        labels[i, : int(e.get("prompt_tokens", 0))] = IGNORE_INDEX
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
-def collate_pairs(examples: list[dict], pad_id: int) -> dict[str, Any]:
-    """Chosen rows then rejected rows in one right-padded batch (one forward pass scores both)."""
-    import torch
-
-    sequences = [e["chosen_input_ids"] for e in examples] + [e["rejected_input_ids"] for e in examples]
-    input_ids, attention_mask = _pad(sequences, pad_id)
-    margin = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float32)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "margin": margin}
-
-
-def collate_prompts(examples: list[dict], pad_id: int) -> dict[str, Any]:
-    """Left-pad prompts so that generation continues right after each prompt's last token."""
-    input_ids, attention_mask = _pad([e["prompt_input_ids"] for e in examples], pad_id, left=True)
-    return {"input_ids": input_ids, "attention_mask": attention_mask}

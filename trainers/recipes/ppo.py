@@ -31,7 +31,8 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import models, rl
-from trainers.components.tokens import TokenizeSpec, collate_prompts, collate_sft, tokenized
+from trainers.components.collate import collate_prompts, collate_sft
+from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import deepspeed_config, frozen_config, zero_stage_of
 from trainers.runtime.engine import batch_shape, loader, to_device

@@ -21,8 +21,9 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import models
+from trainers.components.collate import collate_pairs
 from trainers.components.rl import pairwise_loss
-from trainers.components.tokens import TokenizeSpec, collate_pairs, tokenized
+from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import zero_stage_of
 from trainers.runtime.engine import engine_and_loaders, to_device

@@ -22,7 +22,8 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import models
-from trainers.components.tokens import IGNORE_INDEX, TokenizeSpec, collate_sft, tokenized
+from trainers.components.collate import IGNORE_INDEX, collate_sft
+from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import zero_stage_of
 from trainers.runtime.engine import engine_and_loaders, to_device
