@@ -8,10 +8,7 @@ before. A `datasets` release that changes its format (metadata, batch size, feat
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -124,20 +121,3 @@ def test_an_empty_split_is_byte_identical_and_loads(tmp_path, schema_id):
 def test_a_type_without_a_datasets_spelling_is_refused():
     with pytest.raises(TypeError, match="int8"):
         features_json(pa.schema([("n", pa.int8())]), defaults=False)
-
-
-def test_downloading_and_importing_never_import_datasets(tmp_path):
-    """The point of the hand-written writer: the CLI's download/import path stays clear of `datasets`' import."""
-    hub_copy = tmp_path / "hh" / "harmless-base"
-    hub_copy.mkdir(parents=True)
-    record = {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go away"}
-    (hub_copy / "test.jsonl.gz").write_bytes(gzip.compress(json.dumps(record).encode() + b"\n"))
-    code = ("import sys, runpy\n"
-            "try:\n    runpy.run_module('prefdata.cli', run_name='__main__')\n"
-            "except SystemExit as e:\n    assert not e.code, e.code\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('datasets', 'huggingface_hub')))\n")
-    for argv in (["download", "hh-rlhf", "--from", str(tmp_path / "hh"), "--out", str(tmp_path / "d")],
-                 ["import", "--sample", "--out", str(tmp_path / "i")]):
-        done = subprocess.run([sys.executable, "-c", code, *argv, "--quiet"], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip().splitlines()[-1] == "[]"
