@@ -57,8 +57,6 @@ def replicate(real: Path, rows: int, root: Path) -> Path:
 
 
 def run_prefdata(copy: str, out: str) -> dict:
-    import datasets  # noqa: F401  (prefdata imports it lazily to write; before the clock, as in the baseline)
-
     from prefdata.jobs.download import download_hh
 
     start = time.perf_counter()

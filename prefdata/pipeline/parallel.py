@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -221,9 +222,31 @@ def convert_block(block: bytes, first_line: int, file: str, parser: RowParser, s
     return convert_lines(lines, first_line, file, parser, source, schema_id, block=block)
 
 
-def _quieter_gc() -> None:
-    """Workers allocate millions of short-lived, acyclic dicts: collect cycles less often (still collected)."""
+class _NoPandas:
+    """An import finder that refuses pandas: `_start_worker` installs it for one call."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is not imported in prefdata's workers", name=name)
+
+
+def _start_worker() -> None:
+    """Workers allocate millions of short-lived, acyclic dicts: collect cycles less often (still collected).
+
+    And pyarrow's first `pa.array` of Python values imports pandas only to ask whether they are a pandas object:
+    ~0.4 s of CPU in every worker, the largest start-up cost left on the download path (`bench/import_hh.py
+    --whole-process`). A worker only ever holds Python lists, so that probe is answered once here with the import
+    refused (pyarrow then takes pandas as absent); afterwards pandas is importable again, and pyarrow's pandas
+    conversions retry the import should anything in a worker need them.
+    """
     gc.set_threshold(50_000, 50, 100)
+    if "pandas" not in sys.modules:  # a forked worker of a process that has pandas gets the answer for free
+        refuse = _NoPandas()
+        sys.meta_path.insert(0, refuse)
+        try:
+            pa.array([], pa.string())
+        finally:
+            sys.meta_path.remove(refuse)
 
 
 def default_workers(path: str | os.PathLike) -> int:
@@ -250,7 +273,7 @@ def convert_file(
     # fork where there is one: workers start in milliseconds and need no importable __main__ (a notebook, stdin).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_quieter_gc) as pool:
+                             initializer=_start_worker) as pool:
         pending: deque = deque()
         for first, block in _blocks(path):
             pending.append(pool.submit(convert_block, block, first, file, parser, source, schema_id))

@@ -7,7 +7,6 @@ finished temporary sibling into place. `load` reads a directory back as a `datas
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -21,6 +20,7 @@ import pyarrow as pa
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import SCHEMAS
+from prefdata.storage.arrow_format import ShardWriter, dataset_info_json
 from prefdata.storage.publish import MANIFEST, check_output_dir, publish_dir, write_json_atomic
 
 QUARANTINE = "quarantine.jsonl"
@@ -30,6 +30,7 @@ _SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
 
 
 def features_for(schema_id: str):
+    """The `datasets.Features` of a schema, for callers that work in `datasets` (writing shards does not need it)."""
     from datasets import Features
 
     return Features.from_arrow_schema(SCHEMAS[schema_id])
@@ -58,19 +59,18 @@ def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class SplitWriter:
-    """Streams rows of one split into `data-XXXXX-of-NNNNN.arrow` shards through datasets' `ArrowWriter`."""
+    """Streams rows of one split into `data-XXXXX-of-NNNNN.arrow` shards in `datasets`' format (`arrow_format`)."""
 
     def __init__(self, directory: Path, name: str, schema_id: str, max_shard_bytes: int) -> None:
         self.directory = directory
         self.name = name
         self.schema = SCHEMAS[schema_id]
-        self.features = features_for(schema_id)
         self.max_shard_bytes = max_shard_bytes
         self.rows = 0
         self._columns: dict[str, list] = {n: [] for n in self.schema.names}
         self._buffered = 0
         self._shards: list[tuple[Path, int]] = []
-        self._writer = None
+        self._writer: ShardWriter | None = None
         self._shard_rows = 0
         self._shard_bytes = 0
         directory.mkdir(parents=True, exist_ok=False)
@@ -95,11 +95,9 @@ class SplitWriter:
         self._write_arrow(table)
 
     def _write_arrow(self, table: pa.Table) -> None:
-        from datasets.arrow_writer import ArrowWriter
-
         if self._writer is None:
             path = self.directory / f"shard-{len(self._shards):05d}.arrow.tmp"
-            self._writer = ArrowWriter(features=self.features, path=str(path))
+            self._writer = ShardWriter(path, self.schema)
             self._shards.append((path, 0))
             self._shard_rows = 0
             self._shard_bytes = 0
@@ -112,7 +110,6 @@ class SplitWriter:
 
     def _close_shard(self) -> None:
         if self._writer is not None:
-            self._writer.finalize()
             self._writer.close()
             self._shards[-1] = (self._shards[-1][0], self._shard_rows)
             self._writer = None
@@ -123,8 +120,6 @@ class SplitWriter:
         The state files are written here, kept: `save_to_disk` re-batches the shards and leaves null fields out of
         ``dataset_info.json``, so its output is not byte-identical (`bench/infra.py` part b).
         """
-        from datasets import DatasetInfo
-
         self._flush()
         if self._writer is None and not self._shards:  # an empty split still gets one (empty) shard
             self._write_arrow(self.schema.empty_table())
@@ -146,9 +141,7 @@ class SplitWriter:
             "_split": self.name,
         }
         (self.directory / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
-        info = dataclasses.asdict(DatasetInfo(features=self.features))
-        info = {key: info[key] for key in sorted(info)}
-        (self.directory / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        (self.directory / "dataset_info.json").write_text(dataset_info_json(self.schema), encoding="utf-8")
         return {"rows": self.rows, "fingerprint": fingerprint, "shards": shards}
 
 
