@@ -97,7 +97,7 @@ def import_files(
     schema_id = PREFERENCE_SCHEMA_ID if kind == "preference" else UNSUP_SCHEMA_ID
     with DatasetWriter(out, command="import", options=options, schema_id=schema_id, overwrite=overwrite) as writer:
         loop = RecordLoop(writer, on_error)
-        writer.split(SPLIT)  # set up the split (and import datasets) before the progress bar starts its clock
+        writer.split(SPLIT)  # set up the split before the progress bar starts its clock
         for path, fmt, file_source in plan:
             writer.add_input(path)
             counts = loop.describe(str(path), format=fmt.name, source=file_source)
