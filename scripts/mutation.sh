@@ -37,7 +37,8 @@ prefdata/formats/*              tests/test_formats.py
 prefdata/pipeline/dedup.py      tests/test_dedup.py tests/test_split.py
 prefdata/pipeline/chunks.py     tests/test_hh.py tests/test_hh_fast_path.py tests/test_readers.py tests/test_shp.py
 prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
-prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py
+prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
+trainers/data.py                tests/test_tokenize_cache.py tests/test_trainers.py
 trainers/*                      tests/test_trainers.py
 '
 
@@ -50,16 +51,6 @@ tests_for() {
     done <<< "$TEST_MAP"
     return 1
 }
-
-if [[ ${1:-} == --list ]]; then
-    echo "$TEST_MAP" | sed '/^$/d'
-    exit 0
-fi
-if [[ $# -eq 0 || ${1:-} == -h || ${1:-} == --help ]]; then
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
-    exit 2
-fi
-command -v mutmut > /dev/null || { echo "mutation.sh: mutmut is not installed (pip install 'mutmut>=3.3')" >&2; exit 2; }
 
 # The copy: what git would commit now, plus untracked files that are not ignored.
 make_scratch() {
@@ -144,7 +135,7 @@ run_target() {
     [[ ${#names[@]} -gt 0 && -n ${names[0]} ]] || { echo "mutation.sh: no mutants match $target" >&2; cd "$ROOT"; return 1; }
     echo "   ${#names[@]} mutants, at most ${TIME_LIMIT}s" >&2
     timeout --signal=INT "$TIME_LIMIT" mutmut run --max-children "$JOBS" "${names[@]}" >> "$OUT/$slug.log" 2>&1 || true
-    mutmut results --all=true 2> /dev/null | grep -F -f <(printf '%s\n' "${names[@]}") > "$OUT/$slug.results" || true
+    mutmut results --all=true 2> /dev/null | grep -F -f <(printf '%s:\n' "${names[@]}") > "$OUT/$slug.results" || true
     {
         echo "# Mutation report: $target"
         echo
@@ -169,10 +160,24 @@ run_target() {
     echo "   $(tail -1 "$OUT/summary.md")  -> $OUT/$slug.md" >&2
 }
 
-printf '| target | checked | killed | survived | no tests | kill rate |\n|---|---|---|---|---|---|\n' > "$OUT/summary.md"
-status=0
-for target in "$@"; do
-    run_target "$target" || status=1
-done
-cat "$OUT/summary.md"
-exit $status
+# The whole run is one function, read before it starts: editing this file during a run cannot change that run.
+main() {
+    if [[ ${1:-} == --list ]]; then
+        echo "$TEST_MAP" | sed '/^$/d'
+        exit 0
+    fi
+    if [[ $# -eq 0 || ${1:-} == -h || ${1:-} == --help ]]; then
+        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+    fi
+    command -v mutmut > /dev/null || { echo "mutation.sh: mutmut is not installed (pip install 'mutmut>=3.3')" >&2; exit 2; }
+    printf '| target | checked | killed | survived | no tests | kill rate |\n|---|---|---|---|---|---|\n' > "$OUT/summary.md"
+    status=0
+    for target in "$@"; do
+        run_target "$target" || status=1
+    done
+    cat "$OUT/summary.md"
+    exit $status
+}
+
+main "$@"
