@@ -12,7 +12,13 @@ in a fresh subprocess so that caches and memory do not leak between them:
 The three runs are interleaved ``--repeat`` times (default 3) and each keeps its best wall time and its least CPU
 time, so that other jobs on a shared machine distort the ratios less. Peak RSS: prefdata on ``--rss-rows`` small and
 large copies (default 100,000 and 1,000,000), main process and the largest worker.
+
+``--whole-process`` times the import as users feel it instead: each run is a whole Python process, start-up and
+library imports included, timed from outside: ``python -m prefdata.cli download hh-rlhf --from COPY``; the baseline
+script (imports `datasets`, then load_dataset/map/filter/save_to_disk); the floor (imports pyarrow, reads the JSON).
 Run:  python bench/import_hh.py [--rows 200000] [--repeat 3] [--rss-rows 100000,1000000] [--workdir DIR]
+      python bench/import_hh.py --whole-process [--rows 100000] [--repeat 3] [--compare OTHER_CHECKOUT]
+(The real file is read from ``$PREFDATA_SHARED_DATA`` or ``../shared/data``, as the tests do.)
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"
+SHARED_DATA = Path(os.environ.get("PREFDATA_SHARED_DATA",
+                                  Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+REAL = SHARED_DATA / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"
 
 
 def replicate(real: Path, rows: int, root: Path) -> Path:
@@ -99,6 +107,55 @@ def run_floor(path: str, out: str) -> dict:
     return {"seconds": seconds, "rows_in": table.num_rows, "rows_out": table.num_rows}
 
 
+def process_child(kind: str, source: str, out: str) -> None:
+    """The baseline or the floor as a whole process would run it: libraries imported here, after start-up."""
+    if kind == "baseline":
+        import datasets  # noqa: F401  (its import cost is part of what a user of the baseline waits for)
+
+        result = run_baseline(source, out)
+    else:
+        result = run_floor(source, out)
+    print(json.dumps({"rows_in": result["rows_in"], "rows_out": result["rows_out"]}))
+
+
+def measure_process(kind: str, copy: Path, path: Path, out: Path, code: Path | None = None) -> dict:
+    """One whole process, timed from outside: wall from spawn to exit, CPU of the process and its workers.
+    ``code``: run the prefdata found there (another checkout) instead of the one on the path."""
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+    if kind == "prefdata":
+        argv = [sys.executable, "-m", "prefdata.cli", "download", "hh-rlhf", "--from", str(copy), "--out", str(out),
+                "--quiet"]
+    else:
+        argv = [sys.executable, "-P", __file__, "--process", kind, str(path), str(out)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        sys.exit(f"{kind} process failed:\n{done.stderr[-3000:]}")
+    if kind == "prefdata":
+        counts = json.loads((out / "prefdata.json").read_text())["counts"]
+        rows = {"rows_in": counts["records_in"], "rows_out": counts["rows_out"]}
+    else:
+        rows = json.loads(done.stdout.strip().splitlines()[-1])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": seconds, "cpu_seconds": cpu, **rows}
+
+
+def whole_process(copy: Path, path: Path, work: Path, repeat: int, compare: Path | None) -> dict[str, dict]:
+    """Best of ``repeat`` interleaved whole processes; with ``compare``, also prefdata as that checkout has it."""
+    kinds = {"prefdata": ("prefdata", None), "baseline": ("baseline", None), "floor": ("floor", None)}
+    if compare is not None:
+        kinds[f"prefdata at {compare}"] = ("prefdata", compare)
+    runs: dict[str, list[dict]] = {name: [] for name in kinds}
+    for _ in range(repeat):  # interleaved, as the in-process runs are
+        for name, (kind, code) in kinds.items():
+            runs[name].append(measure_process(kind, copy, path, work / "out-process", code))
+    return {name: best(rs) for name, rs in runs.items()}
+
+
 def child(kind: str, source: str, out: str) -> None:
     """Run one measurement in this (fresh) process and print its result as JSON, with the peak RSS in MiB."""
     result = {"prefdata": run_prefdata, "baseline": run_baseline, "floor": run_floor}[kind](source, out)
@@ -131,10 +188,18 @@ def main() -> None:
     parser.add_argument("--rss-rows", default="100000,1000000", help="small,large copies for peak RSS ('' skips)")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each (best wall and best CPU kept)")
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time whole processes (start-up and imports included) instead of the work alone")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="with --whole-process: also time the prefdata of another checkout (e.g. before a change)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--process", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.process:
+        process_child(*args.process)
         return
     work = Path(tempfile.mkdtemp(prefix="hh-bench-", dir=args.workdir))
     try:
@@ -143,26 +208,31 @@ def main() -> None:
         print(f"{args.rows:,} records, {path.stat().st_size / 2**20:.1f} MiB gzip; {os.cpu_count()} cores",
               file=sys.stderr)
         load_start = f"{os.getloadavg()[0]:.2f}"
-        runs: dict[str, list[dict]] = {"prefdata": [], "baseline": [], "floor": []}
-        for _ in range(args.repeat):  # interleaved, so that a busy spell on a shared machine hits all three alike
-            runs["prefdata"].append(measure("prefdata", copy, work / "out-prefdata"))
-            runs["baseline"].append(measure("baseline", path, work / "out-baseline"))
-            runs["floor"].append(measure("floor", path, work / "out-floor"))
-        results = {name: best(rs) for name, rs in runs.items()}
+        if args.whole_process:
+            results = whole_process(copy, path, work, args.repeat, args.compare)
+        else:
+            runs: dict[str, list[dict]] = {"prefdata": [], "baseline": [], "floor": []}
+            for _ in range(args.repeat):  # interleaved, so that a busy spell on a shared machine hits all three alike
+                runs["prefdata"].append(measure("prefdata", copy, work / "out-prefdata"))
+                runs["baseline"].append(measure("baseline", path, work / "out-baseline"))
+                runs["floor"].append(measure("floor", path, work / "out-floor"))
+            results = {name: best(rs) for name, rs in runs.items()}
         assert results["prefdata"]["rows_out"] == results["baseline"]["rows_out"], "prefdata and baseline disagree"
         print(f"load average {load_start} at the start, {os.getloadavg()[0]:.2f} at the end; "
               f"best of {args.repeat} interleaved runs each", file=sys.stderr)
-        print(f"\n| run ({args.rows:,} records) | wall s | rows/s | speed vs baseline | time vs floor | CPU s "
+        what = "records, whole processes" if args.whole_process else "records"
+        print(f"\n| run ({args.rows:,} {what}) | wall s | rows/s | speed vs baseline | time vs floor | CPU s "
               "(all processes) | CPU vs floor | rows out | peak RSS MiB |")
         print("|---|---|---|---|---|---|---|---|---|")
         base, floor = results["baseline"], results["floor"]
         for name, r in results.items():
-            rss = f"{r['rss_mib']:.0f}" + (f" (+ worker {r['worker_rss_mib']:.0f})" if r["worker_rss_mib"] > 1 else "")
+            rss = "" if "rss_mib" not in r else f"{r['rss_mib']:.0f}" + (
+                f" (+ worker {r['worker_rss_mib']:.0f})" if r["worker_rss_mib"] > 1 else "")
             print(f"| {name} | {r['seconds']:.2f} | {r['rows_in'] / r['seconds']:,.0f} "
                   f"| {base['seconds'] / r['seconds']:.2f}x | {r['seconds'] / floor['seconds']:.2f}x "
                   f"| {r['cpu_seconds']:.1f} | {r['cpu_seconds'] / floor['cpu_seconds']:.2f}x | {r['rows_out']:,} | {rss} |")
         shutil.rmtree(copy)
-        sizes = [int(n) for n in args.rss_rows.split(",") if n.strip()]
+        sizes = [int(n) for n in args.rss_rows.split(",") if n.strip()] if not args.whole_process else []
         if sizes:
             print("\n| peak RSS, prefdata | records | seconds | main MiB | largest worker MiB |")
             print("|---|---|---|---|---|")

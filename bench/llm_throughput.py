@@ -4,7 +4,13 @@ The fake OpenAI-compatible server (tests/fake_openai_server.py) runs in its own 
 counted; the engine (real `openai.AsyncOpenAI` client, SQLite cache writes, accounting) runs here and its CPU time
 per request is reported. Concurrency 1 is measured on fewer requests (2,000 at 100 ms would take 200 s).
 
+``--pacing`` measures the rate limiters instead: the engine's own pacer and the library candidate `aiolimiter`
+(its leaky bucket put behind the same interface), each under an ``--rpm`` and a ``--tpm`` limit, at 64 in flight,
+achieved requests/s next to the ideal the limit allows. The tpm case is a judge's load: ~100-token prompts,
+``max_tokens`` 512 reserved, one-token replies (the server answers a score).
+
     python bench/llm_throughput.py [--requests 2000] [--latency 0.1] [--serial-requests 100]
+    python bench/llm_throughput.py --pacing [--requests 300] [--rate 60]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the fake server lives in test
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
@@ -25,14 +32,18 @@ import time  # noqa: E402
 
 from fake_openai_server import spawn  # noqa: E402
 
+from prefdata.llm import engine as engine_module  # noqa: E402
 from prefdata.llm.batch import ordered_map  # noqa: E402
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig  # noqa: E402
 
 
-async def measure(base_url: str, concurrency: int, requests: int, cache: Path) -> tuple[float, float]:
-    config = LLMConfig(model="bench", base_url=base_url, concurrency=concurrency, cache=str(cache), max_tokens=16)
-    batch = [ChatRequest.of([{"role": "user", "content": f"benchmark request {i} at concurrency {concurrency}"}],
-                            config) for i in range(requests)]
+async def measure(base_url: str, concurrency: int, requests: int, cache: Path, *, max_tokens: int = 16,
+                  prompt: str = "benchmark request {i} at concurrency {concurrency}", **limits: float
+                  ) -> tuple[float, float]:
+    config = LLMConfig(model="bench", base_url=base_url, concurrency=concurrency, cache=str(cache),
+                       max_tokens=max_tokens, **limits)
+    batch = [ChatRequest.of([{"role": "user", "content": prompt.format(i=i, concurrency=concurrency)}], config)
+             for i in range(requests)]
     async with Engine(config) as engine:
         warm = [ChatRequest.of([{"role": "user", "content": f"warm-up {i}"}], config) for i in range(concurrency)]
         async for _ in ordered_map(warm, engine.complete, window=4 * concurrency):
@@ -68,13 +79,89 @@ async def measure_raw(base_url: str, concurrency: int, requests: int) -> float:
     return requests / (time.perf_counter() - wall)
 
 
+class LeakyBucketPacer:
+    """`aiolimiter.AsyncLimiter` behind the engine's pacer interface: a one-second bucket of ``per_minute / 60``.
+
+    A leaky bucket cannot take back what a request reserved and did not use, nor charge an overrun after the fact,
+    so ``settle`` does nothing and the engine's expected-reply estimate is all it gets.
+    """
+
+    def __init__(self, per_minute: float, clock: object = None) -> None:
+        from aiolimiter import AsyncLimiter
+
+        self._limiter = AsyncLimiter(per_minute / 60, 1.0)
+
+    async def acquire(self, weight: float = 1.0) -> None:
+        await self._limiter.acquire(weight)
+
+    def settle(self, reserved: float, used: float) -> None:
+        """Nothing to do: the bucket cannot correct what it charged."""
+
+
+def pacing(args: argparse.Namespace) -> None:
+    """Each limiter under an rpm and a tpm limit, at 64 in flight; the ideal is what the limit allows."""
+    concurrency, rate = 64, args.rate
+    prompt = "Rate this reply from 0 to 10. " + "The reply under review says something plain. " * 8 + "#{i}"
+    server, base_url = spawn(args.latency, reply="score")
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            # One probe request gives the real tokens per request (prompt + one-token reply) for the tpm ideal.
+            tokens = _tokens_per_request(base_url, prompt, Path(tmp) / "tokens.sqlite")
+            cases = [("rpm", {"rpm": rate * 60}, rate), ("tpm", {"tpm": rate * tokens * 60}, rate)]
+            limiters = [("prefdata Pacer", engine_module.Pacer)]
+            if importlib.util.find_spec("aiolimiter"):
+                limiters.append(("aiolimiter", LeakyBucketPacer))
+            else:
+                print("aiolimiter is not installed (pip install aiolimiter): measuring prefdata's Pacer only",
+                      file=sys.stderr)
+            for name, pacer in limiters:
+                engine_module.Pacer = pacer
+                for limit, settings, ideal in cases:
+                    cache = Path(tmp) / f"{pacer.__name__}-{limit}.sqlite"
+                    achieved, _ = asyncio.run(measure(base_url, concurrency, args.requests, cache, max_tokens=512,
+                                                      prompt=prompt, **settings))
+                    rows.append((name, limit, settings[limit], achieved, ideal))
+                    print(f"{name} {limit}: {achieved:.1f} req/s of {ideal:.0f}", file=sys.stderr)
+    finally:
+        engine_module.Pacer = Pacer
+        server.kill()
+        server.wait()
+    print(f"\nRate limiters at {concurrency} in flight, server latency {args.latency * 1000:.0f} ms, {args.requests:,} "
+          f"requests each; {tokens} tokens used per request, max_tokens 512; {os.cpu_count()} CPUs, load average "
+          f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print("| limiter | limit | value | achieved req/s | ideal req/s | % of ideal |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, limit, value, achieved, ideal in rows:
+        print(f"| {name} | {limit} | {value:,.0f} | {achieved:,.1f} | {ideal:,.0f} | {achieved / ideal:.0%} |")
+
+
+def _tokens_per_request(base_url: str, prompt: str, cache: Path) -> int:
+    async def probe() -> int:
+        config = LLMConfig(model="bench", base_url=base_url, cache=str(cache), max_tokens=512)
+        async with Engine(config) as engine:
+            await engine.complete(ChatRequest.of([{"role": "user", "content": prompt.format(i=0)}], config))
+            return engine.accounting.tokens_in + engine.accounting.tokens_out
+
+    return asyncio.run(probe())
+
+
+Pacer = engine_module.Pacer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--serial-requests", type=int, default=100, help="requests measured at concurrency 1")
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", default="1,16,64,256")
+    parser.add_argument("--pacing", action="store_true", help="measure the rpm/tpm limiters instead")
+    parser.add_argument("--rate", type=float, default=60.0,
+                        help="--pacing: the limit in requests/s (kept well below what the CPU allows)")
     args = parser.parse_args()
+    if args.pacing:
+        pacing(args)
+        return
     server, base_url = spawn(args.latency)
     rows = []
     try:

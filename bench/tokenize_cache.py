@@ -1,7 +1,7 @@
 """Token cache vs. DeepSpeed-Chat's tokenisation, measured in the same run on real HH-RLHF rows.
 
 Baseline (DeepSpeed-Chat `create_dataset_split`): one tokenizer call per example, padded to max length (512) as torch
-tensors, the list `torch.save`d. Ours (`trainers.data.tokenized`): the fast batch path, unpadded int32 Arrow columns,
+tensors, the list `torch.save`d. Ours (`trainers.components.tokens.tokenized`): the fast batch path, unpadded int32 Arrow columns,
 memory-mapped. Both get the same rows (HH harmless-base test, parsed with `split_pair`, replicated with unique ids) and
 the same tokenizer (a byte-level BPE trained here on those rows; no downloads). Every measurement runs in a fresh
 subprocess so peak RSS is its own.
@@ -110,7 +110,7 @@ def baseline(workdir: Path, phase: str) -> dict:
 def ours(workdir: Path, phase: str) -> dict:
     from transformers import AutoTokenizer
 
-    from trainers.data import TokenizeSpec, tokenized
+    from trainers.components.tokens import TokenizeSpec, tokenized
 
     tokenizer = AutoTokenizer.from_pretrained(workdir / "tok")
     split = "sft_train" if phase == "sft" else "rm_train"
@@ -129,7 +129,7 @@ def open_hit(workdir: Path, what: str) -> dict:
     """Time to get a usable dataset on a cache hit: ours via `tokenized` (key check included) or torch.load."""
     from transformers import AutoTokenizer
 
-    from trainers.data import TokenCache, TokenizeSpec, tokenized
+    from trainers.components.tokens import TokenCache, TokenizeSpec, tokenized
 
     tokenizer = AutoTokenizer.from_pretrained(workdir / "tok")
     spec = TokenizeSpec("sft", max_seq_len=MAX_LEN)
@@ -189,7 +189,7 @@ def main() -> None:
     w = str(opts.workdir)
 
     lines = ["| phase | measure | DeepSpeed-Chat way | prefdata cache | ratio |", "|---|---|---|---|---|"]
-    for phase in ("sft", "reward"):
+    for phase in ("sft", "rm"):  # the data phases of `prefdata.contract.phases`
         # Interleaved repeats, best time of each side: the machine is shared, and the best run is the least disturbed.
         runs = [(run_child("baseline", w, phase), run_child("ours", w, phase)) for _ in range(opts.repeat)]
         base = min((b for b, _ in runs), key=lambda r: r["seconds"])

@@ -3,7 +3,8 @@
 Input: the real HH-RLHF harmless-base test file (2,312 records), split into conversational preference pairs with
 `split_pair` and replicated to ``--records`` records, each copy made unique by a tag in its first user turn.
 
-* file       `validate_files(schema="preference_conversational")` (stream, parse, check every record with jsonschema)
+* file       `validate_files(schema="preference_conversational")` (stream, parse, check every record with jsonschema
+             and with the row rules through the import parser)
   baseline   the same stream parsed by `iter_records` with no checks: what reading alone costs.
 * directory  `validate_directory` (manifest schema, sha256 of every shard, Arrow schema, every row's contract and id)
   baseline   reading every row of the same directory with `prefdata.storage.dataset.iter_rows` (datasets, batch by batch).
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"
+SHARED = Path(os.environ.get("PREFDATA_SHARED_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+REAL = SHARED / "hh-rlhf" / "harmless-base" / "test.jsonl.gz"
 
 
 def pairs_from_real(real: Path) -> list[tuple[list[dict], str, str]]:

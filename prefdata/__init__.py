@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from prefdata.contract.errors import PrefdataError, RowError  # noqa: E402
-from prefdata.contract.render import render  # noqa: E402
-from prefdata.contract.row import PREFERENCE_SCHEMA, UNSUP_SCHEMA, make_row, make_unsup_row, row_kind  # noqa: E402
-from prefdata.storage.dataset import DatasetWriter, load, read_manifest  # noqa: E402
+from prefdata.contract.errors import PrefdataError, RowError
+from prefdata.contract.render import render
+from prefdata.contract.row import PREFERENCE_SCHEMA, UNSUP_SCHEMA, make_row, make_unsup_row, row_kind
+from prefdata.contract.version import __version__
+from prefdata.storage.dataset import DatasetWriter, load, read_manifest
 
 __all__ = [
     "DatasetWriter",

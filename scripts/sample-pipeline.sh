@@ -4,7 +4,7 @@
 # tokenizer trained on the data: nothing is downloaded). Every step is a plain `prefdata` command.
 set -euo pipefail
 OUT=${1:-sample-out}
-export PREFDATA_CACHE=${PREFDATA_CACHE:-$OUT/cache}   # token cache of the trainers
+export PREFDATA_HOME=${PREFDATA_HOME:-$OUT/cache}   # prefdata state; the trainers' token cache is $PREFDATA_HOME/tokens
 run() { echo "+ $*" >&2; "$@"; }
 
 run prefdata import --sample --out "$OUT/raw" --overwrite

@@ -2,13 +2,16 @@
 
 It serves ``POST /v1/chat/completions`` and ``POST /v1/completions`` on 127.0.0.1 (an ephemeral port) with a minimal
 asyncio HTTP/1.1 implementation (keep-alive, Content-Length bodies), so hundreds of concurrent connections cost little.
-Each request is recorded with server-side timestamps. Behaviour is scripted per test:
+Each request is recorded with timestamps on the server's own clock (``time.monotonic``): ``t_start`` when it
+arrived, ``t_reply`` just before its answer was written (no client can have read the answer earlier), ``t_end`` when
+the answer was written; ``attempt`` is the openai client's retry number. Timing tests assert on these, never on the
+client's wall clock. Behaviour is scripted per test:
 
 - ``reply(body) -> str``: the assistant text for a request (default: echo of the last message, a number for judges).
 - ``latency``: seconds to wait before answering every request.
 - ``script``: a list of actions consumed one per request before the default behaviour, each a dict such as
-  ``{"status": 429, "retry_after": 1}``, ``{"status": 500}``, ``{"hang": 5}``, ``{"malformed": True}``,
-  ``{"text": "not a number"}``.
+  ``{"status": 429, "retry_after": 1}``, ``{"status": 500, "retry_after_ms": 1}``, ``{"hang": 5}``,
+  ``{"malformed": True}``, ``{"text": "not a number"}``.
 - ``rules``: ``[(predicate(body) -> bool, action)]`` applied to every matching request (always, not consumed).
 
 Run standalone (the benchmark does, so the server's CPU is not the client's): ``python tests/fake_openai_server.py
@@ -51,7 +54,7 @@ class FakeOpenAI:
         self.script: list[Action] = list(script or [])
         self.rules = list(rules or [])
         self.record = record
-        self.requests: list[dict[str, Any]] = []  # {"path", "body", "auth", "t_start", "t_end", "status"}
+        self.requests: list[dict[str, Any]] = []  # {"path", "body", "auth", "t_start", "t_reply", "t_end", "status"}
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -134,8 +137,9 @@ class FakeOpenAI:
 
     async def _respond(self, method: str, path: str, headers: dict[str, str], raw: bytes,
                        writer: asyncio.StreamWriter) -> None:
-        entry: dict[str, Any] = {"path": path, "t_start": time.time(), "t_end": None, "status": None,
-                                 "auth": headers.get("authorization", "")}
+        entry: dict[str, Any] = {"path": path, "t_start": time.monotonic(), "t_reply": None, "t_end": None,
+                                 "status": None, "auth": headers.get("authorization", ""),
+                                 "attempt": int(headers.get("x-stainless-retry-count", "0"))}
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -152,7 +156,8 @@ class FakeOpenAI:
         if delay:
             await asyncio.sleep(delay)
         if "status" in action and action["status"] != 200:
-            extra = {"retry-after": str(action["retry_after"])} if "retry_after" in action else {}
+            extra = {header: str(action[key]) for key, header in (("retry_after", "retry-after"),
+                                                                  ("retry_after_ms", "retry-after-ms")) if key in action}
             await self._write(writer, entry, action["status"], {"error": {"message": "scripted error"}}, extra)
             return
         if action.get("malformed"):
@@ -166,10 +171,11 @@ class FakeOpenAI:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         head = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}", "content-type: application/json",
                 f"content-length: {len(data)}", *(f"{k}: {v}" for k, v in (extra or {}).items())]
+        entry["t_reply"] = time.monotonic()
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
         await writer.drain()
         entry["status"] = status
-        entry["t_end"] = time.time()
+        entry["t_end"] = time.monotonic()
 
 
 def _completion(path: str, body: dict[str, Any], text: str) -> dict[str, Any]:

@@ -110,3 +110,37 @@ def test_near_dup_option_counts_in_the_manifest(tmp_path):
     manifest = split_datasets([source], tmp_path / "out", near_dup=0.8, quiet=True)
     assert manifest["dedup"]["near_duplicate"] == 1
     assert manifest["counts"]["records_out"] == 50
+
+
+def test_keep_smallest_id_keeps_one_row_per_cluster_by_id():
+    ids = pa.array(["c", "a", "b", "e", "d", "f"])
+    a, b = np.array([0, 1, 3]), np.array([1, 2, 4])  # clusters {0, 1, 2} and {3, 4}; row 5 alone
+    dropped, kept = dedup.keep_smallest_id(a, b, ids)
+    assert dropped.tolist() == [0, 2, 3]
+    assert kept.tolist() == [1, 1, 4]  # "a" keeps its place in the first cluster, "d" in the second
+
+
+def test_keep_smallest_id_matches_a_breadth_first_search_on_random_graphs():
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = 60
+        ids = [f"{v:016x}" for v in rng.permutation(10_000)[:n]]
+        a, b = rng.integers(0, n, 40), rng.integers(0, n, 40)
+        neighbours: dict[int, set[int]] = {}
+        for x, y in zip(a.tolist(), b.tolist()):
+            neighbours.setdefault(x, set()).add(y)
+            neighbours.setdefault(y, set()).add(x)
+        expected = {}
+        for start in sorted(neighbours):
+            if start in expected:
+                continue
+            cluster, todo = {start}, [start]
+            while todo:
+                for other in neighbours[todo.pop()] - cluster:
+                    cluster.add(other)
+                    todo.append(other)
+            keeper = min(cluster, key=lambda m: ids[m])
+            expected.update({m: keeper for m in cluster if m != keeper})
+        dropped, kept = dedup.keep_smallest_id(a, b, pa.array(ids))
+        assert dict(zip(dropped.tolist(), kept.tolist())) == expected
+        assert dropped.tolist() == sorted(expected)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,17 +21,19 @@ def test_two_ranks_share_one_cache_built_once(tmp_path):
     sizes = {"sft_train": 48, "sft_eval": 8, "ppo_train": 32, "ppo_eval": 4}
     helpers.write_split_dir(tmp_path / "split", sizes)
     helpers.train_tokenizer(tmp_path / "tok")
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env = helpers.subprocess_env()
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
                "--master-port", str(helpers.free_port()), str(REPO / "tests" / "dist_driver.py"), str(tmp_path)]
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    # One rank built each entry, the other waited on the lock and mapped the finished file.
+    # One rank built each entry, the other waited on the lock and mapped the finished file: each rank says for itself
+    # whether it built, and the rank that says so is the one the entry records as its builder.
+    assert sorted(r["sft_built"] for r in ranks) == [False, True]
     assert sorted(r["ppo_built"] for r in ranks) == [False, True]
-    assert ranks[0]["built_by_rank"] == ranks[1]["built_by_rank"] in ("0", "1")
+    builder = next(r["rank"] for r in ranks if r["sft_built"])
+    assert all(r["sft_recorded_builder"] == str(builder) for r in ranks)
     assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]  # no half-built leftovers
     for phase in ("sft", "ppo"):
         starts = [json.loads(line) for line in (tmp_path / phase / "metrics.jsonl").read_text().splitlines()][:1]

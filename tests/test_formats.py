@@ -56,10 +56,17 @@ def test_chatllama_rlhf_is_prompt_only():
     assert row["prompt"] == [user("Write a limerick.")] and row["chosen"] is None
 
 
-def test_scores_written_as_text_are_read_and_garbage_is_refused():
-    assert parse("chatllama-reward", {"user_input": "q", "completion": "a", "score": " 2.5 "})["chosen_score"] == 2.5
+def test_scores_written_as_text_are_read_from_csv_only_and_garbage_is_refused():
+    """CSV has only text, so a CSV cell that spells a number is one; in JSON a score must be a number (as make_row and
+    `prefdata validate` require)."""
+    from_csv = FORMATS["chatllama-reward"].for_container("csv")
+    assert from_csv.parse({"user_input": "q", "completion": "a", "score": " 2.5 "}, "s")["chosen_score"] == 2.5
+    for value in (" 2.5 ", "high"):
+        with pytest.raises(RowError) as e:
+            parse("chatllama-reward", {"user_input": "q", "completion": "a", "score": value})
+        assert (e.value.reason, e.value.field) == ("schema_violation", "score")
     with pytest.raises(RowError) as e:
-        parse("chatllama-reward", {"user_input": "q", "completion": "a", "score": "high"})
+        from_csv.parse({"user_input": "q", "completion": "a", "score": "high"}, "s")
     assert (e.value.reason, e.value.field) == ("schema_violation", "score")
 
 
@@ -233,7 +240,7 @@ def test_non_ascii_text_is_kept_unchanged():
 
 def test_mapping_reads_any_columns():
     fmt = mapping_format({"prompt": "question", "chosen": "good", "rejected": "bad", "chosen_score": "s1",
-                          "group": "thread"}, "preference")
+                          "group": "thread"}, "preference").for_container("csv")  # CSV: the text "3" is a number
     row = fmt.parse({"question": "Why?", "good": "Because.", "bad": "No.", "s1": "3", "thread": 12, "x": 1}, SRC)
     assert row["prompt"] == [user("Why?")] and (row["chosen"], row["rejected"]) == ("Because.", "No.")
     assert row["chosen_score"] == 3.0 and row["group"] == "12" and json.loads(row["meta"]) == {"x": 1}

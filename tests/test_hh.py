@@ -17,7 +17,7 @@ from prefdata.contract.errors import RowError
 from prefdata.contract.row import prompt_group, row_id
 from prefdata.formats import hh
 from prefdata.jobs.download import download_hh
-from prefdata.pipeline.chunks import convert_file
+from prefdata.pipeline.parallel import convert_file
 from prefdata.storage.dataset import read_manifest
 
 
@@ -66,7 +66,7 @@ def test_defects_get_reason_codes():
     loose_prompt = "\n\nHuman: Q?\n\nAssistant: Human: what?\n\nHuman: ok\n\nAssistant:"
     assert _reason(loose_prompt + " A.", loose_prompt + " B.") == "malformed_markers"
     assert _reason("Assistant: A.", "Assistant: B.") == "diverges_before_assistant"
-    with pytest.raises(RowError, match="no 'rejected'"):
+    with pytest.raises(RowError, match="required key is missing"):
         hh.hh_row({"chosen": same}, "x")
     with pytest.raises(RowError) as info:
         hh.hh_row({"chosen": same, "rejected": 3}, "x")
@@ -152,13 +152,13 @@ def test_same_input_gives_byte_identical_arrow(hh_harmless_test, tmp_path):
 
 
 def test_chunks_keep_file_order_with_workers(hh_harmless_test, monkeypatch):
-    monkeypatch.setattr("prefdata.pipeline.chunks.CHUNK_BYTES", 64 << 10)  # many small chunks, many in flight
+    monkeypatch.setattr("prefdata.pipeline.parallel.CHUNK_BYTES", 64 << 10)  # many small chunks, many in flight
     kwargs = {"source": "s", "schema_id": "prefdata.preference/1"}
-    inline = list(convert_file(hh_harmless_test, hh.hh_row, workers=0, **kwargs))
-    parallel = list(convert_file(hh_harmless_test, hh.hh_row, workers=2, **kwargs))
+    inline = list(convert_file(hh_harmless_test, hh.PAIRS, workers=0, **kwargs))
+    parallel = list(convert_file(hh_harmless_test, hh.PAIRS, workers=2, **kwargs))
     assert len(inline) > 4
     assert [c.table.column("id").to_pylist() for c in inline] == [c.table.column("id").to_pylist() for c in parallel]
-    assert [c.quarantined for c in inline] == [c.quarantined for c in parallel]
+    assert [c.rejects for c in inline] == [c.rejects for c in parallel]
 
 
 def _write_gz(path: Path, records: list[dict], *, array: bool = False) -> None:

@@ -20,24 +20,24 @@ from prefdata.contract.row import (
     row_id,
 )
 from prefdata.formats import hh
-from prefdata.pipeline.chunks import _string_records, convert_block, convert_lines
+from prefdata.pipeline.parallel import _string_records, convert_block, convert_lines
 
 PAIR = {"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.", "rejected": "\n\nHuman: Hi?\n\nAssistant: Go away."}
 
 
-def _per_record(record, source):  # hh_row without its columnar twin: the plain dict-per-row path
-    return hh.hh_row(record, source)
+class _PerRecord:  # the HH parser without its columnar twin: the plain dict-per-row path
+    row = staticmethod(hh.hh_row)
 
 
 def _both(lines: list[bytes]):
-    fast = convert_lines(lines, 1, "f", hh.hh_row, "s", PREFERENCE_SCHEMA_ID)
-    plain = convert_lines(lines, 1, "f", _per_record, "s", PREFERENCE_SCHEMA_ID)
+    fast = convert_lines(lines, 1, "f", hh.PAIRS, "s", PREFERENCE_SCHEMA_ID)
+    plain = convert_lines(lines, 1, "f", _PerRecord(), "s", PREFERENCE_SCHEMA_ID)
     return fast, plain
 
 
 def _assert_same(fast, plain) -> None:
     assert fast.records == plain.records
-    assert fast.quarantined == plain.quarantined
+    assert fast.rejects == plain.rejects
     assert (fast.table is None) == (plain.table is None)
     if fast.table is not None:
         assert fast.table.equals(plain.table, check_metadata=True)
@@ -48,7 +48,7 @@ def test_real_file_same_table_and_quarantine(hh_harmless_test):
     assert _string_records(lines) is not None  # the real file takes the pyarrow path
     fast, plain = _both(lines)
     _assert_same(fast, plain)
-    assert fast.table.num_rows > 2000 and fast.quarantined
+    assert fast.table.num_rows > 2000 and fast.rejects
 
 
 @pytest.mark.parametrize("odd", [
@@ -77,7 +77,7 @@ def test_empty_objects_are_records():
     assert _string_records(lines) is None
     fast, plain = _both(lines)
     _assert_same(fast, plain)
-    assert fast.records == 2 and [q["reason"] for q in fast.quarantined] == ["missing_field"] * 2
+    assert fast.records == 2 and [q.reason for q in fast.rejects] == ["missing_field"] * 2
 
 
 def test_quarantined_records_keep_their_field_order():
@@ -87,18 +87,18 @@ def test_quarantined_records_keep_their_field_order():
     assert _string_records(lines) is not None
     fast, plain = _both(lines)
     _assert_same(fast, plain)
-    assert [q["reason"] for q in fast.quarantined] == ["identical_pair", "diverges_before_assistant"]
-    assert [list(q["record"]) for q in fast.quarantined] == [["rejected", "chosen"]] * 2
+    assert [q.reason for q in fast.rejects] == ["identical_pair", "diverges_before_assistant"]
+    assert [list(q.record) for q in fast.rejects] == [["rejected", "chosen"]] * 2
 
 
 def test_blocks_split_lines_as_readlines_does():
     pair = json.dumps(PAIR).encode()
     text = pair + b"\n" + pair + b"\r\n" + pair + b"\n\n[1]"
-    whole = convert_lines(text.splitlines(keepends=True), 1, "f", hh.hh_row, "s", PREFERENCE_SCHEMA_ID)
-    block = convert_block(text, 1, "f", hh.hh_row, "s", PREFERENCE_SCHEMA_ID)
+    whole = convert_lines(text.splitlines(keepends=True), 1, "f", hh.PAIRS, "s", PREFERENCE_SCHEMA_ID)
+    block = convert_block(text, 1, "f", hh.PAIRS, "s", PREFERENCE_SCHEMA_ID)
     assert block.records == whole.records == 4  # the blank line is no record
-    assert block.quarantined == whole.quarantined
-    assert [q["line"] for q in block.quarantined] == [5]
+    assert block.rejects == whole.rejects
+    assert [q.line for q in block.rejects] == [5]
     assert block.table.equals(whole.table) and block.table.num_rows == 3
 
 

@@ -18,7 +18,7 @@ from support import run_cli
 
 from prefdata.contract.resources import sample_path
 from prefdata.formats import detect_format
-from prefdata.jobs.importer import ParsedRow, Rejected, default_source, import_files, iter_parsed
+from prefdata.jobs.importer import ParsedRow, Reject, default_source, import_files, iter_parsed
 from prefdata.storage.dataset import read_manifest
 
 ZH = [
@@ -70,7 +70,8 @@ def test_end_to_end_through_the_cli(tmp_path, capsys):
                                    "bytes": path.stat().st_size}]
     assert manifest["splits"]["train"]["rows"] == 20
     assert manifest["files"][str(path)] == {"format": "trl-standard", "source": "custom/pairs", "records": 21,
-                                            "rows": 20}
+                                            "rows": 20, "quarantined": 1,
+                                            "quarantined_by_reason": {"identical_pair": 1}}
     quarantined = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
     assert [(q["line"], q["reason"], q["record"]) for q in quarantined] == [(6, "identical_pair", records[5])]
 
@@ -271,7 +272,7 @@ def test_library_function_and_iter_parsed(tmp_path):
         "schema_violation": 1}
     items = list(iter_parsed(path, "auto", None, "seeds/x"))
     assert isinstance(items[0], ParsedRow) and items[0].row["source"] == "seeds/x" and items[0].line == 1
-    assert isinstance(items[1], Rejected) and (items[1].reason, items[1].line) == ("schema_violation", 2)
+    assert isinstance(items[1], Reject) and (items[1].reason, items[1].line) == ("schema_violation", 2)
     assert default_source("dir/train.jsonl.gz") == "custom/train" and default_source("x.csv") == "custom/x"
 
 

@@ -12,18 +12,17 @@ from prefdata.llm.batch import ordered_map
 from prefdata.llm.cache import ResponseCache
 from prefdata.llm.engine import (
     ChatRequest,
+    Clock,
     Engine,
     LLMConfig,
     RequestFailed,
     RequestRejected,
-    retry_after_seconds,
 )
 
 
 def config(server: FakeOpenAI, tmp_path, **overrides) -> LLMConfig:
     settings = {"model": "fake-model", "base_url": server.url, "cache": str(tmp_path / "cache.sqlite"),
-                "timeout": 5.0, "max_retries": 3, "concurrency": 4, "max_tokens": 16,
-                "backoff_base": 0.02}
+                "timeout": 5.0, "max_retries": 3, "concurrency": 4, "max_tokens": 16}
     settings.update(overrides)
     return LLMConfig(**settings)
 
@@ -65,13 +64,15 @@ def test_429_retry_after_is_honoured(server, tmp_path):
     results, engine = run_all(cfg, requests_for(cfg, 1))
     assert results[0].text == "echo: question number 0"
     first, second = server.requests
-    assert first["status"] == 429 and second["status"] == 200
-    assert second["t_start"] - first["t_end"] >= 1.0
+    assert (first["status"], second["status"]) == (429, 200) and second["attempt"] == 1
+    # On the server's clock: the retry arrived at least Retry-After after the 429 was written (the client's own
+    # backoff would have come back after at most 0.5 s).
+    assert second["t_start"] - first["t_reply"] >= 1.0
     assert engine.accounting.retries == 1
 
 
 def test_500_and_malformed_json_are_retried(server, tmp_path):
-    server.script = [{"status": 500}, {"malformed": True}, {"status": 503}]
+    server.script = [{"status": 500, "retry_after_ms": 1}, {"malformed": True}, {"status": 503, "retry_after_ms": 1}]
     cfg = config(server, tmp_path, concurrency=1)
     results, engine = run_all(cfg, requests_for(cfg, 2))
     assert [r.text for r in results] == ["echo: question number 0", "echo: question number 1"]
@@ -80,24 +81,36 @@ def test_500_and_malformed_json_are_retried(server, tmp_path):
 
 
 def test_a_hung_request_times_out_and_is_retried(server, tmp_path):
-    server.script = [{"hang": 5}]
+    server.script = [{"hang": 60}]
     cfg = config(server, tmp_path, concurrency=1, timeout=0.3)
-    results, _ = run_all(cfg, requests_for(cfg, 1))
+    results, engine = run_all(cfg, requests_for(cfg, 1))
     assert results[0].text == "echo: question number 0"
-    assert len(server.requests) == 2 and server.requests[1]["status"] == 200
+    hung, retry = server.requests
+    assert hung["t_reply"] is None  # the client gave up on it: it has still not been answered
+    assert retry["status"] == 200 and retry["attempt"] == 1 and engine.accounting.retries == 1
+    assert retry["t_start"] - hung["t_start"] >= 0.3  # on the server's clock: not before --timeout
 
 
 def test_retries_are_bounded_and_the_error_is_one_clear_line(server, tmp_path):
-    server.script = [{"status": 500}] * 10
+    server.script = [{"status": 500, "retry_after_ms": 1}] * 10
     cfg = config(server, tmp_path, concurrency=1, max_retries=2)
-    with pytest.raises(RequestFailed, match="failed 3 time"):
+    with pytest.raises(RequestFailed, match="last: HTTP 500") as failed:
         run_all(cfg, requests_for(cfg, 1))
-    assert len(server.requests) == 3
+    assert "\n" not in str(failed.value)
+    assert [r["attempt"] for r in server.requests] == [0, 1, 2]
     server.script = [{"status": 500}] * 10
     cfg = config(server, tmp_path, concurrency=1, max_retries=50, max_retry_time=0.2)
-    with pytest.raises(RequestFailed):
+    with pytest.raises(RequestFailed, match="max-retry-time 0.2s"):
         run_all(cfg, requests_for(cfg, 1))
-    assert len(server.requests) < 3 + 6
+    assert len(server.requests) == 3 + 1  # the client's first backoff (>= 0.375 s) outlasts --max-retry-time
+
+
+def test_malformed_replies_are_asked_again_up_to_max_retries(server, tmp_path):
+    server.script = [{"malformed": True}] * 5
+    cfg = config(server, tmp_path, concurrency=1, max_retries=2)
+    with pytest.raises(RequestFailed, match="malformed reply"):
+        run_all(cfg, requests_for(cfg, 1))
+    assert len(server.requests) == 3
 
 
 def test_auth_errors_stop_at_once_and_bad_requests_are_per_record(server, tmp_path):
@@ -111,24 +124,57 @@ def test_auth_errors_stop_at_once_and_bad_requests_are_per_record(server, tmp_pa
         run_all(cfg, requests_for(cfg, 1))
 
 
-def test_rpm_limit_spaces_requests_on_the_server_clock(server, tmp_path):
-    cfg = config(server, tmp_path, concurrency=8, rpm=120)  # one request per 0.5 s
-    run_all(cfg, requests_for(cfg, 5))
-    starts = sorted(r["t_start"] for r in server.requests)
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert len(starts) == 5
-    assert starts[-1] - starts[0] >= 4 * 0.5 * 0.95
-    assert min(gaps) >= 0.4  # evenly spaced, not a burst (scheduling jitter allowed)
+class ManualClock:
+    """Time that moves only when a pacer waits: the schedule the engine keeps, exact, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.wakes: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        wake = self.time + seconds
+        self.wakes.append(wake)
+        self.time = max(self.time, wake)
+        await asyncio.sleep(0)
+
+    def clock(self) -> Clock:
+        return Clock(now=self.now, sleep=self.sleep)
 
 
-def test_tpm_limit_spaces_requests(server, tmp_path):
-    # Each request reserves its prompt estimate + max_tokens; 16 + 16 = 32 tokens at 3,840 tpm is 0.5 s of schedule.
-    cfg = config(server, tmp_path, concurrency=4, tpm=3840, max_tokens=16)
-    requests = [ChatRequest.of([{"role": "user", "content": "x" * 48}], cfg, seed=i) for i in range(3)]
-    run_all(cfg, requests)
-    starts = sorted(r["t_start"] for r in server.requests)
-    # The refund of unused reservations can pull later slots forward, never below what the used tokens need.
-    assert starts[1] - starts[0] >= 0.4
+def pacer_wakes(server: FakeOpenAI, tmp_path, requests: int, **settings) -> list[float]:
+    """Send ``requests`` through an engine on a manual clock; the times at which its pacers let them go."""
+    clock = ManualClock()
+    cfg = config(server, tmp_path, max_tokens=16, **settings)
+    batch = [ChatRequest.of([{"role": "user", "content": "x" * 48}], cfg, seed=i) for i in range(requests)]
+
+    async def main():
+        async with Engine(cfg, clock=clock.clock()) as engine:
+            return [r async for r in ordered_map(batch, engine.complete, window=8)]
+
+    asyncio.run(main())
+    assert len(server.completed()) == requests
+    return clock.wakes
+
+
+def test_rpm_limit_spaces_requests_evenly(server, tmp_path):
+    # 120 rpm: one request per 0.5 s. The first goes at once, then evenly spaced: not a burst.
+    assert pacer_wakes(server, tmp_path, 5, concurrency=8, rpm=120) == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_tpm_limit_spaces_requests_by_their_reserved_tokens(server, tmp_path):
+    # Each request reserves its prompt estimate (48 chars / 4 + 4 per message = 16) + max_tokens 16 = 32 tokens;
+    # at 3,840 tpm a token takes 1/64 s of the schedule, so a request 0.5 s.
+    assert pacer_wakes(server, tmp_path, 3, concurrency=4, tpm=3840) == [0.5, 1.0]
+
+
+def test_tpm_charges_what_replies_really_use(server, tmp_path):
+    # One at a time. The first request reserves 16 + max_tokens 16 = 32 tokens, then uses 12 prompt + 13 completion
+    # (the server's usage): 25, so the second may go at 25/64 s. It reserves 16 + the 13 replies have cost so far,
+    # uses 25 again, and the third goes at 50/64 s: each request holds the schedule for what it used.
+    assert pacer_wakes(server, tmp_path, 3, concurrency=1, tpm=3840) == [25 / 64, 50 / 64]
 
 
 def test_max_cost_is_a_hard_stop_and_completed_work_is_kept(server, tmp_path):
@@ -148,13 +194,6 @@ def test_max_cost_is_a_hard_stop_and_completed_work_is_kept(server, tmp_path):
     results, engine = run_all(cfg, requests_for(cfg, 20))
     assert engine.accounting.cached == sent and engine.accounting.requests == 20 - sent
     assert len(server.requests) == 20
-
-
-def test_retry_after_header_forms():
-    assert retry_after_seconds({"retry-after": "2"}) == 2.0
-    assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
-    assert retry_after_seconds({"retry-after": "soon"}) is None
-    assert retry_after_seconds({}) is None
 
 
 def test_check_refuses_nonsense_settings(tmp_path):

@@ -26,7 +26,7 @@ def dataset(tmp_path, rows):
 
 def cfg(server, tmp_path, **overrides):
     settings = {"model": "judge", "base_url": server.url, "cache": str(tmp_path / "cache.sqlite"), "temperature": 0.0,
-                "concurrency": 8, "backoff_base": 0.02}
+                "concurrency": 8}
     settings.update(overrides)
     return LLMConfig(**settings)
 

@@ -37,7 +37,7 @@ def seeds(tmp_path):
 
 def cfg(server, tmp_path, **overrides):
     settings = {"model": "writer", "base_url": server.url, "cache": str(tmp_path / "cache.sqlite"), "seed": 3,
-                "concurrency": 8, "backoff_base": 0.02}
+                "concurrency": 8}
     settings.update(overrides)
     return LLMConfig(**settings)
 

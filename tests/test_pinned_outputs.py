@@ -3,7 +3,8 @@
 The digests were taken on main before the re-layout into contract/storage/formats/pipeline/llm/jobs/cli (issue 9),
 whose promise is "behaviour unchanged": a refactor that changes one byte of a shard, a quarantine line or an export
 fails here. Manifests and export reports are left out (they record paths and the version); every data file is in.
-Input paths inside quarantine lines are replaced by ``<in>`` so the digest does not depend on where the repo lives.
+Input paths inside quarantine lines are replaced by ``<in>`` and ``<sample>`` so the digest does not depend on where
+the repository or the shared data live.
 A deliberate change of output must update these digests and say why in the commit.
 """
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from support import run_cli
+
+from prefdata.contract.resources import sample_path
 
 _SKIP = {"prefdata.json", "prefdata-export.json"}
 
@@ -30,7 +33,7 @@ def tree_digest(root: Path, replace: dict[str, str]) -> str:
 
 
 PINNED = {
-    "sample/raw": "92e7ca34b0465302",
+    "sample/raw": "44b701fdff9a46c5",  # 0.2.0: quarantine messages name the field (README, Versions)
     "sample/split": "1f562a53ad31e175",
     "sample/export-trl": "7347908a35259211",
     "sample/export-dschat": "7fb189116f1b9751",
@@ -69,6 +72,6 @@ def _produce(capsys, tmp: Path, hh_dir: Path) -> dict[str, Path]:
 def test_outputs_are_byte_identical_to_the_pinned_ones(capsys, tmp_path, hh_harmless_test):
     hh_dir = hh_harmless_test.parent.parent  # .../hh-rlhf, laid out as the Hub repository
     made = _produce(capsys, tmp_path, hh_dir)
-    replace = {str(hh_dir): "<in>"}
+    replace = {str(hh_dir): "<in>", str(sample_path().parent): "<sample>"}
     got = {key: tree_digest(path, replace) for key, path in made.items()}
     assert got == PINNED

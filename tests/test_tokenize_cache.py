@@ -17,7 +17,7 @@ from prefdata.contract.errors import PrefdataError  # noqa: E402
 from prefdata.contract.render import render  # noqa: E402
 from prefdata.contract.row import make_row  # noqa: E402
 from prefdata.storage.dataset import DatasetWriter  # noqa: E402
-from trainers.data import (  # noqa: E402
+from trainers.components.tokens import (  # noqa: E402
     IGNORE_INDEX,
     TokenizeSpec,
     collate_pairs,
@@ -85,7 +85,7 @@ def test_train_on_prompt_keeps_prompt_labels(split_dir, tokenizer, tmp_path):
 
 
 def test_reward_pairs_and_ppo_prompts(split_dir, tokenizer, tmp_path):
-    pairs = tokenized(split_dir, "rm_train", tokenizer, TokenizeSpec("reward", max_seq_len=128), tmp_path, quiet=True)
+    pairs = tokenized(split_dir, "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=128), tmp_path, quiet=True)
     rows = _rows(split_dir, "rm_train")
     assert len(pairs) == len(rows)
     eos = tokenizer.eos_token_id
@@ -123,10 +123,10 @@ def test_over_long_rows_dropped_or_truncated_and_counted(tokenizer, tmp_path):
     data = _one_split_dir(tmp_path / "d", [long_pair, short_pair, same_tail])
     limit = len(_ids(tokenizer, render(short_pair["prompt"], short_pair["chosen"]))) + 6
 
-    dropped = tokenized(data, "rm_train", tokenizer, TokenizeSpec("reward", max_seq_len=limit), tmp_path / "c", quiet=True)
+    dropped = tokenized(data, "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=limit), tmp_path / "c", quiet=True)
     assert len(dropped) == 1 and dropped.info["counts"]["dropped_too_long"] == 2
 
-    left = tokenized(data, "rm_train", tokenizer, TokenizeSpec("reward", max_seq_len=limit, truncation="left"),
+    left = tokenized(data, "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=limit, truncation="left"),
                      tmp_path / "c", quiet=True)
     counts = left.info["counts"]
     assert counts["dropped_identical_after_truncation"] == 1 and counts["truncated"] == 2 and len(left) == 2
@@ -134,7 +134,7 @@ def test_over_long_rows_dropped_or_truncated_and_counted(tokenizer, tmp_path):
     assert len(first["chosen_input_ids"]) == limit and first["chosen_input_ids"][-1] == tokenizer.eos_token_id
     assert float(first["margin"]) == 2.5
 
-    right = tokenized(data, "rm_train", tokenizer, TokenizeSpec("reward", max_seq_len=limit, truncation="right"),
+    right = tokenized(data, "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=limit, truncation="right"),
                       tmp_path / "c", quiet=True)
     # Cut from the right, every long pair keeps only the shared prompt: identical, dropped, counted.
     assert right.info["counts"]["dropped_identical_after_truncation"] == 2 and len(right) == 1
@@ -180,17 +180,32 @@ def test_chat_template_of_the_tokenizer(split_dir, tokenizer, tmp_path):
     assert tokenizer.decode(cache[0]["input_ids"][int(cache[0]["prompt_tokens"]) :].tolist()).startswith(helpers.GOOD)
 
 
+def _ranges_mapped_from(path: Path) -> list[tuple[int, int]]:
+    """Address ranges of this process that the kernel maps from ``path`` (Linux's /proc/self/maps)."""
+    ranges = []
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[5] == str(path.resolve()):
+            low, high = (int(x, 16) for x in parts[0].split("-"))
+            ranges.append((low, high))
+    return ranges
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the process's mappings from /proc")
 def test_cache_is_memory_mapped_not_loaded(split_dir, tokenizer, tmp_path):
-    from trainers.data import TokenCache
+    from trainers.components.tokens import TokenCache
 
     built = tokenized(split_dir, "sft_train", tokenizer, TokenizeSpec("sft"), tmp_path, quiet=True)
     assert built.table["input_ids"].type == pa.list_(pa.int32())
-    before = pa.total_allocated_bytes()
     cache = TokenCache(built.directory, built=False)
     rows = [cache[i]["input_ids"] for i in range(len(cache))]
-    # Opening and indexing allocate nothing from Arrow's pool: the token arrays are read-only views of the mapped file.
-    assert pa.total_allocated_bytes() - before < 1024
-    assert all(not ids.flags.writeable and ids.base is not None for ids in rows)
+    # Every row's tokens lie inside pages mapped from tokens.arrow: views of the file, no copy in memory.
+    mapped = _ranges_mapped_from(cache.directory / "tokens.arrow")
+    assert mapped, "tokens.arrow is not memory-mapped"
+    for ids in rows:
+        start = ids.__array_interface__["data"][0]
+        assert any(low <= start and start + ids.nbytes <= high for low, high in mapped)
+    assert all(not ids.flags.writeable for ids in rows)
     assert sum(map(len, rows)) == cache.info["counts"]["tokens"]
 
 
@@ -224,7 +239,7 @@ def test_concurrent_processes_build_once(split_dir, tok_dir, tmp_path):
 
 
 def test_same_input_gives_byte_identical_cache_and_empty_splits_work(split_dir, tokenizer, tmp_path):
-    spec = TokenizeSpec("reward", max_seq_len=128)
+    spec = TokenizeSpec("rm", max_seq_len=128)
     first = tokenized(split_dir, "rm_train", tokenizer, spec, tmp_path / "a", quiet=True)
     second = tokenized(split_dir, "rm_train", tokenizer, spec, tmp_path / "b", quiet=True)
     assert (first.directory / "tokens.arrow").read_bytes() == (second.directory / "tokens.arrow").read_bytes()
@@ -233,3 +248,33 @@ def test_same_input_gives_byte_identical_cache_and_empty_splits_work(split_dir, 
     assert len(cache) == 0 and cache.info["counts"]["rows_in"] == 0
     with pytest.raises(IndexError):
         cache[0]
+
+
+def test_default_cache_dir_is_prefdata_home_tokens(split_dir, tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFDATA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PREFDATA_CACHE", raising=False)
+    cache = tokenized(split_dir, "ppo_train", tokenizer, TokenizeSpec("ppo"), quiet=True)
+    assert cache.built and cache.directory.parent == tmp_path / "home" / "tokens"
+
+
+def test_deprecated_prefdata_cache_still_places_the_tokens(split_dir, tokenizer, tmp_path, monkeypatch, capsys):
+    from prefdata.storage import home
+
+    monkeypatch.delenv("PREFDATA_HOME", raising=False)
+    monkeypatch.setenv("PREFDATA_CACHE", str(tmp_path / "old"))
+    monkeypatch.setattr(home, "_warned", set())  # the notice is printed once per process
+    cache = tokenized(split_dir, "ppo_train", tokenizer, TokenizeSpec("ppo"), quiet=True)
+    assert cache.directory.parent == tmp_path / "old" / "tokens"
+    err = capsys.readouterr().err
+    assert "PREFDATA_CACHE is deprecated" in err and "PREFDATA_HOME" in err
+
+
+def test_the_reward_model_data_phase_is_rm(split_dir, tokenizer, tmp_path):
+    from prefdata.contract.phases import PHASES
+    from trainers.components.tokens import PHASES as token_phases
+
+    assert token_phases == (*PHASES, "ptx")
+    with pytest.raises(PrefdataError, match="unknown phase 'reward'"):
+        TokenizeSpec("reward")
+    pairs = tokenized(split_dir, "rm_eval", tokenizer, TokenizeSpec("rm"), tmp_path, quiet=True)
+    assert pairs.directory.name.startswith("rm-rm_eval-") and "chosen_input_ids" in pairs.columns

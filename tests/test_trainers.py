@@ -41,8 +41,8 @@ def _metrics(out: Path) -> list[dict]:
 def test_sft_loss_falls_eval_perplexity_improves_and_checkpoint_reloads(workdir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainers.data import TokenizeSpec, collate_sft, tokenized
-    from trainers.sft import SFTConfig, train_sft
+    from trainers.components.tokens import TokenizeSpec, collate_sft, tokenized
+    from trainers.recipes.sft import SFTConfig, train_sft
 
     out = workdir / "sft"
     result = train_sft(SFTConfig(data=str(workdir / "split"), model="tiny-gpt2", tokenizer=str(workdir / "tok"),
@@ -68,9 +68,9 @@ def test_sft_loss_falls_eval_perplexity_improves_and_checkpoint_reloads(workdir)
 def test_reward_model_ranks_unseen_pairs_zero2_bf16(workdir):
     from transformers import AutoModelForSequenceClassification
 
-    from trainers.data import TokenizeSpec, collate_pairs, tokenized
-    from trainers.models import ValueModel, last_token_scores
-    from trainers.reward import RewardConfig, train_reward
+    from trainers.components.models import ValueModel, last_token_scores
+    from trainers.components.tokens import TokenizeSpec, collate_pairs, tokenized
+    from trainers.recipes.reward import RewardConfig, train_reward
 
     out = workdir / "rm"
     result = train_reward(RewardConfig(data=str(workdir / "split"), model="tiny-gpt2", tokenizer=str(workdir / "tok"),
@@ -84,7 +84,7 @@ def test_reward_model_ranks_unseen_pairs_zero2_bf16(workdir):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(out)
-    cache = tokenized(workdir / "split", "rm_eval", tokenizer, TokenizeSpec("reward"), workdir / "cache", quiet=True)
+    cache = tokenized(workdir / "split", "rm_eval", tokenizer, TokenizeSpec("rm"), workdir / "cache", quiet=True)
     batch = collate_pairs([cache[i] for i in range(len(cache))], pad_id=tokenizer.pad_token_id)
     with torch.no_grad():
         chosen, rejected = last_token_scores(model(batch["input_ids"], batch["attention_mask"]),
@@ -95,7 +95,7 @@ def test_reward_model_ranks_unseen_pairs_zero2_bf16(workdir):
 def test_ppo_raises_reward_with_finite_kl(workdir):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    from trainers.ppo import PPOConfig, train_ppo
+    from trainers.recipes.ppo import PPOConfig, train_ppo
 
     tokenizer = AutoTokenizer.from_pretrained(workdir / "tok")
     target = tokenizer.convert_tokens_to_ids(helpers.GOOD)

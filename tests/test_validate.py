@@ -6,14 +6,17 @@ import gzip
 import hashlib
 import json
 import tracemalloc
+from collections import Counter
 
 import pyarrow as pa
 import pytest
 from support import hh_rows
 
 from prefdata.cli import main
+from prefdata.contract.errors import RowError
 from prefdata.contract.resources import templates_path
 from prefdata.contract.row import UNSUP_SCHEMA_ID, make_row, make_unsup_row, row_id
+from prefdata.formats import FORMATS
 from prefdata.jobs.validate import (
     RECORD_SCHEMAS,
     SCHEMA_NAMES,
@@ -37,7 +40,7 @@ GOOD = {
     },
     "preference_implicit": {
         "chosen": "\n\nHuman: Is basil a herb?\n\nAssistant: Yes, a leafy one.",
-        "rejected": [{"role": "user", "content": "Is basil a herb?"}, {"role": "assistant", "content": "No."}],
+        "rejected": "\n\nHuman: Is basil a herb?\n\nAssistant: No.",
     },
 }
 
@@ -273,7 +276,15 @@ def test_auto_uses_the_keys_of_many_records_not_just_the_first(tmp_path):
 def test_the_real_hh_file_is_detected_as_implicit_prompt_pairs(hh_harmless_test):
     report = validate_files([hh_harmless_test], out=None)
     assert report.schemas[str(hh_harmless_test)] == "preference_implicit"
-    assert report.ok and report.records == sum(1 for _ in iter_records(hh_harmless_test))
+    assert report.records == sum(1 for _ in iter_records(hh_harmless_test))
+    # The records import quarantines (malformed transcripts, empty replies) are the ones validate reports.
+    rejected = Counter()
+    for record in iter_records(hh_harmless_test):
+        try:
+            FORMATS["trl-implicit"].parse(record.value, "hh")
+        except RowError as e:
+            rejected[e.reason] += 1
+    assert rejected and report.reasons == rejected and report.bad_records == sum(rejected.values())
 
 
 def test_a_schema_file_given_by_path(tmp_path, hh_harmless_test):
@@ -430,12 +441,11 @@ def test_row_invariants_of_the_contract(tmp_path):
     rows.append(make_row(user, "Yes, it is.", "No.", source="test"))
     out = write_dataset(tmp_path / "ds", rows, quarantined=0)
     found = problems_of(out)
-    assert found == [
-        f"{out}/train:0: /prompt: must end with a user message, not 'assistant'",
-        f"{out}/train:1: /prompt/0/role: 'human' is not one of system, user, assistant",
-        f"{out}/train:1: /prompt: must end with a user message, not 'human'",
-        f"{out}/train:2: /chosen: is null but rejected is set: a rejected reply needs a chosen one",
-        f"{out}/train:3: /rejected: is identical to chosen",
+    assert found == [  # the messages and reason codes of make_row (prefdata.contract.rules)
+        f"{out}/train:0: /prompt: the prompt must end with a user message (prompt_not_ending_with_user)",
+        f"{out}/train:1: /prompt/0/role: role 'human' is not one of system, user, assistant (bad_role)",
+        f"{out}/train:2: /chosen: a rejected reply needs a chosen reply (missing_field)",
+        f"{out}/train:3: /rejected: chosen and rejected are identical (identical_pair)",
     ]
 
 

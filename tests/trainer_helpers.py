@@ -30,6 +30,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def subprocess_env() -> dict[str, str]:
+    """The environment of a child `prefdata`/`torchrun`: this checkout first on the path, no inherited rank."""
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env["PYTHONPATH"] = os.pathsep.join([str(repo), env.get("PYTHONPATH", "")])
+    return env
+
+
 def single_process_env(monkeypatch) -> None:
     """A world of one for in-process DeepSpeed (kept if a process group already exists in this test process)."""
     if "MASTER_PORT" not in os.environ:
@@ -59,8 +67,9 @@ def tag(k: int) -> str:
             return " ".join(digits)
 
 
-def rows(n: int, seed: int) -> list[dict]:
-    """Pairs whose chosen reply answers politely (starts with GOOD) and whose rejected reply is dismissive (BAD)."""
+def rows(n: int, seed: int, margin: float | None = None) -> list[dict]:
+    """Pairs whose chosen reply answers politely (starts with GOOD) and whose rejected reply is dismissive (BAD); with
+    ``margin``, each pair's ``meta.margin`` (what ``train reward --use-margin`` subtracts)."""
     rng = random.Random(seed)
     out = []
     for k in range(n):
@@ -69,16 +78,17 @@ def rows(n: int, seed: int) -> list[dict]:
         prompt = [{"role": "user", "content": f"{question} {noise} ( {tag(k)} )".replace("  ", " ")}]
         chosen = f"{GOOD} , {answer}"
         rejected = f"{BAD} , {rng.choice(FILLER)} {rng.choice(FILLER)} ."
-        out.append(make_row(prompt, chosen, rejected, source="test/trainers"))
+        meta = {"margin": margin} if margin is not None else None
+        out.append(make_row(prompt, chosen, rejected, source="test/trainers", meta=meta))
     return out
 
 
-def write_split_dir(path: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
+def write_split_dir(path: Path, sizes: dict[str, int] | None = None, seed: int = 0, margin: float | None = None) -> Path:
     """A `prefdata split`-shaped directory written with the real DatasetWriter (one row per record)."""
     sizes = sizes or {"sft_train": 192, "sft_eval": 48, "rm_train": 192, "rm_eval": 64, "ppo_train": 64, "ppo_eval": 16}
     with DatasetWriter(path, command="test-split", options={"seed": seed}) as writer:
         for i, split in enumerate(SPLITS):
-            for row in rows(sizes.get(split, 0), seed * 100 + i):
+            for row in rows(sizes.get(split, 0), seed * 100 + i, margin):
                 writer.count_in()
                 writer.write(row, split)
     return path

@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from prefdata import __version__
 from prefdata.contract.errors import PrefdataError
+from prefdata.contract.version import __version__
 
 # verb: (module, attribute, one-line help shown by `prefdata --help` without importing the module)
 COMMANDS = {

@@ -1,18 +1,34 @@
-"""`prefdata download hh-rlhf|shp|<hub id> --out DIR`: a thin click layer over `prefdata.jobs.download`."""
+"""`prefdata download hh-rlhf|shp|<hub id> --out DIR`: a thin click layer over `prefdata.jobs.download`.
+
+Each option's default is the one of the function it applies to (`download_hh`, `download_shp`, `download_hub`); an
+option given for another target is refused.
+"""
 
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
-from prefdata.cli.options import on_error_option, overwrite_option, quiet_option
+from prefdata.cli.options import (
+    ON_ERROR_HELP,
+    Names,
+    from_signature,
+    map_option,
+    overwrite_option,
+    parse_map,
+    quiet_option,
+)
+from prefdata.formats import hh
+from prefdata.jobs import download
+from prefdata.pipeline.records import ON_ERROR
 
-HH_SUBSETS = ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled", "red-team-attempts", "all")
+# option: (the target it applies to, its flag)
 _ONLY_FOR = {
     "subset": ("hh-rlhf", "--subset"),
     "domains": ("shp", "--domains"),
     "min_score_ratio": ("shp", "--min-score-ratio"),
     "max_pairs_per_post": ("shp", "--max-pairs-per-post"),
-    "format_": ("hub", "--format"),
+    "format": ("hub", "--format"),
     "kind": ("hub", "--kind"),
     "map_": ("hub", "--map"),
 }
@@ -21,26 +37,25 @@ _ONLY_FOR = {
 @click.command("download")
 @click.argument("name", metavar="hh-rlhf|shp|OWNER/NAME")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=str), help="Dataset directory to write.")
-@click.option("--from", "from_path", type=click.Path(path_type=str), default=None,
-              help="Read a local copy laid out as the Hub repository instead of downloading.")
-@click.option("--revision", default=None, help="Hub revision (branch, tag or commit) to download.")
-@click.option("--subset", type=click.Choice(HH_SUBSETS), default=None,
-              help="hh-rlhf: which subset [default: harmless-base]; all = the four pair subsets.")
-@click.option("--domains", default=None, metavar="A,B,…", help="shp: only these domains (folder names).")
-@click.option("--min-score-ratio", type=click.FloatRange(min=0), default=None,
-              help="shp: drop pairs whose score ratio is below this [default: 2.0, as the card says; 0: off].")
-@click.option("--max-pairs-per-post", type=click.IntRange(min=0), default=None,
-              help="shp: keep at most N pairs per post, those with the largest score ratio [default: 5; 0: off].")
-@click.option("--format", "format_", default=None, metavar="auto|NAME",
-              help="OWNER/NAME: the file format, as for `prefdata import` [default: auto].")
-@click.option("--kind", type=click.Choice(["preference", "unsup"]), default=None,
-              help="OWNER/NAME: preference rows or unsup text [default: preference].")
-@click.option("--map", "map_", multiple=True, metavar="FIELD=COLUMN,…", help="OWNER/NAME: column mapping, as for import.")
-@on_error_option
+@from_signature(download.download_hh, "from_path", "--from", type=click.Path(path_type=str),
+                help="Read a local copy laid out as the Hub repository instead of downloading.")
+@from_signature(download.download_hh, "revision", help="Hub revision (branch, tag or commit) to download.")
+@from_signature(download.download_hh, "subset", type=click.Choice((*hh.SUBSETS, "all")),
+                help="hh-rlhf: which subset; all = the four pair subsets.")
+@from_signature(download.download_shp, "domains", type=Names(), help="shp: only these domains (folder names).")
+@from_signature(download.download_shp, "min_score_ratio", type=click.FloatRange(min=0),
+                help="shp: drop pairs whose score ratio is below this (the card's advice; 0: off).")
+@from_signature(download.download_shp, "max_pairs_per_post", type=click.IntRange(min=0),
+                help="shp: keep at most N pairs per post, those with the largest score ratio (0: off).")
+@from_signature(download.download_hub, "format", metavar="auto|NAME",
+                help="OWNER/NAME: the file format, as for `prefdata import`.")
+@from_signature(download.download_hub, "kind", type=click.Choice(["preference", "unsup"]),
+                help="OWNER/NAME: preference rows or unsup text.")
+@map_option
+@from_signature(download.download_hh, "on_error", type=click.Choice(ON_ERROR), help=ON_ERROR_HELP)
 @overwrite_option
 @quiet_option
-def download_command(name, out, from_path, revision, subset, domains, min_score_ratio, max_pairs_per_post, format_,
-                     kind, map_, on_error, overwrite, quiet) -> None:
+def download_command(name, out, map_, **kwargs) -> None:
     """Download HH-RLHF, SHP or any Hub dataset `prefdata import` can read, into a dataset directory.
 
     \b
@@ -49,27 +64,18 @@ def download_command(name, out, from_path, revision, subset, domains, min_score_
     prefdata download OWNER/NAME --format trl --out data/x
     Without network, pass --from PATH: a copy of the repository's files in the same layout.
     """
-    from prefdata.jobs import download
     from prefdata.pipeline.progress import summary_line
 
+    ctx = click.get_current_context()
     target = name if name in ("hh-rlhf", "shp") else "hub"
-    given = {"subset": subset, "domains": domains, "min_score_ratio": min_score_ratio,
-             "max_pairs_per_post": max_pairs_per_post, "format_": format_, "kind": kind, "map_": map_ or None}
-    for key, value in given.items():
-        wanted, flag = _ONLY_FOR[key]
-        if value is not None and wanted != target:
+    for key, (wanted, flag) in _ONLY_FOR.items():
+        if wanted != target and ctx.get_parameter_source(key) is not ParameterSource.DEFAULT:
             raise click.UsageError(f"{flag} applies to {'OWNER/NAME' if wanted == 'hub' else wanted}, not to {name}")
-    common = {"from_path": from_path, "revision": revision, "overwrite": overwrite, "quiet": quiet,
-              "on_error": on_error}
+    given = {key: value for key, value in kwargs.items() if key not in _ONLY_FOR or _ONLY_FOR[key][0] == target}
     if target == "hh-rlhf":
-        manifest = download.download_hh(out, subset or "harmless-base", **common)
+        manifest = download.download_hh(out, **given)
     elif target == "shp":
-        kwargs = {key: value for key, value in (("min_score_ratio", min_score_ratio),
-                                                ("max_pairs_per_post", max_pairs_per_post)) if value is not None}
-        manifest = download.download_shp(out, domains=domains.split(",") if domains else None, **kwargs, **common)
+        manifest = download.download_shp(out, **given)
     else:
-        from prefdata.cli.import_cmd import parse_map
-
-        manifest = download.download_hub(name, out, format=format_ or "auto", kind=kind or "preference",
-                                         mapping=parse_map(map_, {}) or None, **common)
+        manifest = download.download_hub(name, out, mapping=parse_map(map_, {}) or None, **given)
     click.echo(summary_line(manifest, out))

@@ -1,5 +1,6 @@
-"""`prefdata train sft|reward|ppo`: the trainer recipes, run in this process (one rank; use `deepspeed -m trainers.…`
-for several). The options are the recipes' own, so the command line and `python -m trainers.<phase>` always agree.
+"""`prefdata train sft|reward|ppo|tokenizer`: the trainer recipes, run in this process (one rank; use
+`deepspeed -m trainers.recipes.<phase>` for several). The options are the recipes' own, generated from their config
+dataclasses, so the command line and `python -m trainers.recipes.<phase>` always agree.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import click
 class _LazyTrainGroup(click.Group):
     """Imports a recipe (and so torch and DeepSpeed) only when its subcommand runs or shows its help."""
 
-    _RECIPES = {"sft": ("trainers.sft", "sft_command"), "reward": ("trainers.reward", "reward_command"),
-                "ppo": ("trainers.ppo", "ppo_command"), "tokenizer": ("trainers.tokenizer", "tokenizer_command")}
+    _RECIPES = {name: (f"trainers.recipes.{name}", f"{name}_command") for name in ("sft", "reward", "ppo", "tokenizer")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self._RECIPES)

@@ -9,7 +9,7 @@ demonstration, its prompt a PPO prompt); a demonstration or a lone scored row se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prefdata.contract.row import RowKind, row_kind
@@ -18,6 +18,8 @@ PHASES = ("sft", "rm", "ppo")
 PARTS = ("train", "eval")
 SPLITS = tuple(f"{phase}_{part}" for phase in PHASES for part in PARTS)
 
+# The phases `prefdata split` may assign a row of each kind to. Narrower than `serves`: a demonstration has a prompt
+# PPO could read, but it is kept for sft, where it is scarce.
 SERVES: Mapping[RowKind, frozenset[str]] = {
     "pair": frozenset(PHASES),
     "demonstration": frozenset({"sft"}),
@@ -42,11 +44,24 @@ def phase_of_split(name: str) -> str | None:
 
 
 def serves(row: Mapping[str, Any], phase: str) -> bool:
-    """Whether ``row`` has what ``phase`` uses (a pair's chosen reply serves sft, its prompt ppo)."""
+    """Whether ``row`` has what ``phase`` reads (`NEEDS`: a pair's chosen reply serves sft, any row's prompt ppo):
+    what export writes and stats counts for a split, whichever kinds `prefdata split` put there (`SERVES`)."""
     return all(row.get(field) is not None for field in NEEDS[phase])
 
 
+# Phases from the one that needs the most of a row to the one that needs the least: rm, sft, ppo.
+BY_NEED = tuple(sorted(PHASES, key=lambda phase: -len(NEEDS[phase])))
+
+
+def phase_of_rows(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The phase a split not made by `prefdata split` feeds: the most demanding one all its rows serve (all pairs: rm;
+    all with a reply: sft; else ppo, also for no rows)."""
+    rows = list(rows)
+    return next((phase for phase in BY_NEED if rows and all(serves(row, phase) for row in rows)), BY_NEED[-1])
+
+
 def phases_served(kind: RowKind) -> frozenset[str]:
+    """The phases a row of ``kind`` can serve."""
     return SERVES[kind]
 
 

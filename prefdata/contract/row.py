@@ -16,10 +16,20 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from prefdata.contract.errors import RowError
+from prefdata.contract.rules import (
+    ROLES,
+    Message,
+    check_pair,
+    check_prompt,
+    check_reply,
+    check_score,
+    check_text_reply,
+    check_turns,
+    check_unsup_text,
+)
 
 PREFERENCE_SCHEMA_ID = "prefdata.preference/1"
 UNSUP_SCHEMA_ID = "prefdata.unsup/1"
-ROLES = ("system", "user", "assistant")
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
 PREFERENCE_SCHEMA = pa.schema(
@@ -38,7 +48,6 @@ PREFERENCE_SCHEMA = pa.schema(
 UNSUP_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string()), ("meta", pa.string())])
 SCHEMAS = {PREFERENCE_SCHEMA_ID: PREFERENCE_SCHEMA, UNSUP_SCHEMA_ID: UNSUP_SCHEMA}
 
-Message = dict[str, str]
 RowKind = Literal["pair", "demonstration", "scored", "prompt_only"]
 
 
@@ -156,49 +165,6 @@ def unsup_id(text: str) -> str:
     return short_hash(["unsup", text])
 
 
-def _check_prompt(prompt: Any) -> list[Message]:
-    if not isinstance(prompt, list) or not prompt:
-        raise RowError("empty_prompt", "the prompt has no messages", "prompt")
-    messages: list[Message] = []
-    for i, message in enumerate(prompt):
-        if type(message) is not dict and not isinstance(message, Mapping):
-            raise RowError("schema_violation", f"message {i} is {type(message).__name__}, not an object", f"prompt[{i}]")
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            raise RowError("bad_role", f"role {role!r} is not one of {', '.join(ROLES)}", f"prompt[{i}].role")
-        if not isinstance(content, str):
-            raise RowError(
-                "schema_violation", f"content is {type(content).__name__}, not a string", f"prompt[{i}].content"
-            )
-        messages.append({"role": role, "content": content})
-    if messages[-1]["role"] != "user":
-        raise RowError("prompt_not_ending_with_user", "the prompt must end with a user message", "prompt")
-    if all(m["content"].isspace() or not m["content"] for m in messages if m["role"] == "user"):  # no strip() copies
-        raise RowError("empty_prompt", "every user message in the prompt is empty", "prompt")
-    return messages
-
-
-def _check_reply(value: Any, field: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise RowError("schema_violation", f"is {type(value).__name__}, not a string", field)
-    if not value or value.isspace():  # the same test as `not value.strip()`, without copying the text
-        raise RowError("empty_reply", "the reply is empty", field)
-    return value
-
-
-def _check_score(value: Any, field: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RowError("schema_violation", f"is {type(value).__name__}, not a number", field)
-    score = float(value)
-    if score != score or score in (float("inf"), float("-inf")):
-        raise RowError("schema_violation", "is not a finite number", field)
-    return score
-
-
 def make_row(
     prompt: Sequence[Mapping[str, Any]],
     chosen: str | None = None,
@@ -210,18 +176,12 @@ def make_row(
     rejected_score: float | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Check one row against the contract and return it as a dict in `PREFERENCE_SCHEMA` column order.
-
-    Raises `RowError` with a reason code for what the contract forbids: an empty prompt or reply, a prompt that does
-    not end with a user turn, a `rejected` without a `chosen`, and identical chosen and rejected replies.
-    """
-    messages = _check_prompt(list(prompt) if not isinstance(prompt, list) else prompt)
-    chosen = _check_reply(chosen, "chosen")
-    rejected = _check_reply(rejected, "rejected")
-    if rejected is not None and chosen is None:
-        raise RowError("missing_field", "a rejected reply needs a chosen reply", "chosen")
-    if rejected is not None and chosen == rejected:
-        raise RowError("identical_pair", "chosen and rejected are identical", "rejected")
+    """Check one row against the contract (`prefdata.contract.rules`) and return it as a dict in `PREFERENCE_SCHEMA`
+    column order; the first broken rule is raised as a `RowError` with its reason code."""
+    messages = check_prompt(list(prompt) if not isinstance(prompt, list) else prompt)
+    chosen = check_reply(chosen, "chosen")
+    rejected = check_reply(rejected, "rejected")
+    check_pair(chosen, rejected)
     row_id_, default_group = _ids([m["role"] for m in messages], [m["content"] for m in messages], chosen, rejected)
     return {
         "id": row_id_,
@@ -230,8 +190,8 @@ def make_row(
         "prompt": messages,
         "chosen": chosen,
         "rejected": rejected,
-        "chosen_score": _check_score(chosen_score, "chosen_score"),
-        "rejected_score": _check_score(rejected_score, "rejected_score"),
+        "chosen_score": check_score(chosen_score, "chosen_score"),
+        "rejected_score": check_score(rejected_score, "rejected_score"),
         "meta": _meta_json(meta),
     }
 
@@ -240,24 +200,12 @@ def check_turns_pair(roles: list[str], contents: list[str], chosen: str, rejecte
     """`make_row`'s checks and ids for a pair whose prompt a source parser split itself: ``(id, group)``.
 
     The parser guarantees what `make_row` would check per message (``roles`` are ``user``/``assistant``, every
-    content and both replies are strings), so only the checks that can still fail run, in `make_row`'s order and
-    with its reason codes: an empty prompt, a prompt not ending with a user turn, an empty reply, identical replies.
+    content and both replies are strings), so only the rules that can still fail run, in `make_row`'s order.
     """
-    if not roles:
-        raise RowError("empty_prompt", "the prompt has no messages", "prompt")
-    if roles[-1] != "user":
-        raise RowError("prompt_not_ending_with_user", "the prompt must end with a user message", "prompt")
-    for role, content in zip(roles, contents):
-        if role == "user" and content and not content.isspace():
-            break
-    else:
-        raise RowError("empty_prompt", "every user message in the prompt is empty", "prompt")
-    if not chosen or chosen.isspace():
-        raise RowError("empty_reply", "the reply is empty", "chosen")
-    if not rejected or rejected.isspace():
-        raise RowError("empty_reply", "the reply is empty", "rejected")
-    if chosen == rejected:
-        raise RowError("identical_pair", "chosen and rejected are identical", "rejected")
+    check_turns(roles, contents)
+    check_text_reply(chosen, "chosen")
+    check_text_reply(rejected, "rejected")
+    check_pair(chosen, rejected)
     return _ids(roles, contents, chosen, rejected)
 
 
@@ -282,10 +230,7 @@ def make_row_from_turns(
 
 def make_unsup_row(text: str, *, source: str, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A `prefdata.unsup/1` row; ``meta`` keeps source fields worth keeping (a red-team attempt's rating, …)."""
-    if not isinstance(text, str):
-        raise RowError("schema_violation", f"is {type(text).__name__}, not a string", "text")
-    if not text.strip():
-        raise RowError("empty_text", "the text is empty", "text")
+    check_unsup_text(text)
     return {"id": unsup_id(text), "source": source, "text": text, "meta": _meta_json(meta)}
 
 

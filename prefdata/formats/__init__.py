@@ -1,7 +1,8 @@
 """Input formats for `prefdata import`: a registry, detection by the keys of the first records, one parser each.
 
-Each family lives in its own module (`chatllama`, `dschat`, `trl`, `sharegpt`, `unsup`, `mapping`) as pure functions
-``parse(record, source) -> row``. Detection looks at the first records only (a large file is never read whole), prefers
+Each family lives in its own module (`chatllama`, `dschat`, `trl`, `sharegpt`, `alpaca`, `unsup`, `mapping`) as pure
+functions ``parse(record, source) -> row``. A format makes rows of one row schema (``preference`` or ``unsup``: what the
+CLI's ``--kind`` chooses). Detection looks at the first records only (a large file is never read whole), prefers
 the most specific signature, and refuses ambiguous input, naming the candidates.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from itertools import islice
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.formats import chatllama, dschat, sharegpt, trl, unsup
+from prefdata.formats import alpaca, chatllama, dschat, sharegpt, trl, unsup
 from prefdata.formats.common import Format, Record
 from prefdata.formats.mapping import FIELDS as MAPPING_FIELDS
 from prefdata.formats.mapping import mapping_format
@@ -20,43 +21,49 @@ from prefdata.storage.readers import DEFAULT_MAX_RECORD_BYTES, BadRecord, contai
 from prefdata.storage.readers import Record as ReadRecord
 
 FORMATS: dict[str, Format] = {
-    f.name: f for module in (chatllama, dschat, trl, sharegpt, unsup) for f in module.FORMATS
+    f.name: f for module in (chatllama, dschat, trl, sharegpt, alpaca, unsup) for f in module.FORMATS
 }
 ALIASES = {"hh": "trl-implicit", "hh-rlhf": "trl-implicit", "deepspeed-chat": "dschat", "text": "unsup-text"}
-KINDS = ("preference", "unsup")
+ROW_SCHEMAS = ("preference", "unsup")  # the rows a format makes; the CLI's --kind
+KINDS = ROW_SCHEMAS  # the name `prefdata.jobs.importer` checks --kind against
 DETECT_SAMPLE = 20
 
 __all__ = [
-    "ALIASES", "DETECT_SAMPLE", "FORMATS", "KINDS", "MAPPING_FIELDS", "Format", "detect_format", "detect_from_records",
+    "ALIASES", "DETECT_SAMPLE", "FORMATS", "KINDS", "MAPPING_FIELDS", "ROW_SCHEMAS", "Format", "detect_format", "detect_from_records",
     "format_names", "get_format", "mapping_format", "resolve_format",
 ]
 
 
-def format_names(kind: str = "preference") -> list[str]:
-    return [name for name, f in FORMATS.items() if f.kind == kind] + ["mapping"]
+def _check_row_schema(row_schema: str) -> None:
+    if row_schema not in ROW_SCHEMAS:
+        raise PrefdataError(f"unknown kind {row_schema!r}; choose one of {', '.join(ROW_SCHEMAS)}")
 
 
-def get_format(name: str, kind: str = "preference", mapping: Mapping[str, str] | None = None) -> Format:
+def format_names(row_schema: str = "preference") -> list[str]:
+    return [name for name, f in FORMATS.items() if f.row_schema == row_schema] + ["mapping"]
+
+
+def get_format(name: str, row_schema: str = "preference", mapping: Mapping[str, str] | None = None) -> Format:
     """The format called ``name`` (``mapping`` builds one from the column mapping)."""
-    if kind not in KINDS:
-        raise PrefdataError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+    _check_row_schema(row_schema)
     if name == "mapping" or (name == "auto" and mapping):
         if not mapping:
             raise PrefdataError("--format mapping needs column options (--map prompt=COLUMN,…)")
-        return mapping_format(mapping, kind)
+        return mapping_format(mapping, row_schema)
     if mapping:
         raise PrefdataError(f"column mapping options cannot be combined with --format {name}; use --format auto")
     fmt = FORMATS.get(ALIASES.get(name, name))
-    if fmt is None or fmt.kind != kind:
-        raise PrefdataError(f"unknown format {name!r} for --kind {kind}; formats: {', '.join(format_names(kind))}")
+    if fmt is None or fmt.row_schema != row_schema:
+        raise PrefdataError(f"unknown format {name!r} for --kind {row_schema}; "
+                            f"formats: {', '.join(format_names(row_schema))}")
     return fmt
 
 
-def _candidates(records: list[Record], kind: str) -> tuple[list[Format], list[Format]]:
+def _candidates(records: list[Record], row_schema: str) -> tuple[list[Format], list[Format]]:
     """``(fitting, by_keys)``: formats with the most specific signature among the keys present, and of those the ones
     whose value checks pass on every record that has values for their keys."""
     keys = set().union(*(r.keys() for r in records))
-    by_keys = [f for f in FORMATS.values() if f.kind == kind and f.signature <= keys]
+    by_keys = [f for f in FORMATS.values() if f.row_schema == row_schema and f.signature <= keys]
     # The most specific signature wins: {user_input, completion, score} is reward data, not actor data.
     by_keys = [f for f in by_keys if not any(f.signature < other.signature for other in by_keys)]
     fitting = []
@@ -67,7 +74,7 @@ def _candidates(records: list[Record], kind: str) -> tuple[list[Format], list[Fo
     return fitting, by_keys
 
 
-def detect_from_records(records: Iterable[ReadRecord | BadRecord], file: str, kind: str = "preference",
+def detect_from_records(records: Iterable[ReadRecord | BadRecord], file: str, row_schema: str = "preference",
                         sample: int = DETECT_SAMPLE) -> Format:
     """The one format that fits the first ``sample`` good records; `PrefdataError` when none or several do."""
     good: list[ReadRecord] = []
@@ -85,7 +92,7 @@ def detect_from_records(records: Iterable[ReadRecord | BadRecord], file: str, ki
                                 f"({first_bad.reason})", file=file, line=first_bad.line, index=first_bad.index)
         raise PrefdataError("holds no records", file=file)
     values = [r.value for r in good]
-    found, by_keys = _candidates(values, kind)
+    found, by_keys = _candidates(values, row_schema)
     where = {"file": file, "line": good[0].line, "index": good[0].index}
     if len(found) > 1:
         names = ", ".join(f.name for f in found)
@@ -96,33 +103,34 @@ def detect_from_records(records: Iterable[ReadRecord | BadRecord], file: str, ki
                             f"rendered and plain prompts mixed); choose with --format or map columns", **where)
     if not found:
         keys = sorted(set().union(*(v.keys() for v in values)))
-        hint = "--map text=COLUMN" if kind == "unsup" else "--format NAME or --map prompt=COLUMN,chosen=COLUMN,…"
-        raise PrefdataError(f"no known {kind} format fits the keys {', '.join(keys)}; give {hint} "
-                            f"(formats: {', '.join(format_names(kind))})", **where)
+        hint = "--map text=COLUMN" if row_schema == "unsup" else "--format NAME or --map prompt=COLUMN,chosen=COLUMN,…"
+        raise PrefdataError(f"no known {row_schema} format fits the keys {', '.join(keys)}; give {hint} "
+                            f"(formats: {', '.join(format_names(row_schema))})", **where)
     return found[0]
 
 
-def detect_format(path: str | os.PathLike, *, kind: str = "preference", mapping: Mapping[str, str] | None = None,
-                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, sample: int = DETECT_SAMPLE) -> str:
+def detect_format(path: str | os.PathLike, *, row_schema: str = "preference",
+                  mapping: Mapping[str, str] | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                  sample: int = DETECT_SAMPLE) -> str:
     """Name of the format of ``path``, from the keys of its first records."""
-    return resolve_format(path, "auto", kind, mapping, max_record_bytes=max_record_bytes, sample=sample).name
+    return resolve_format(path, "auto", row_schema, mapping, max_record_bytes=max_record_bytes, sample=sample).name
 
 
-def resolve_format(path: str | os.PathLike, name: str = "auto", kind: str = "preference",
+def resolve_format(path: str | os.PathLike, name: str = "auto", row_schema: str = "preference",
                    mapping: Mapping[str, str] | None = None, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
                    sample: int = DETECT_SAMPLE) -> Format:
-    """``--format NAME`` as given, or detected when ``auto``; plain text is only ever unsupervised text."""
+    """``--format NAME`` as given, or detected when ``auto``, for ``path``'s container (CSV numbers are text); plain
+    text is only ever unsupervised text."""
     container = container_of(path)
-    if container == "txt" and kind == "preference":
+    if container == "txt" and row_schema == "preference":
         raise PrefdataError("plain text holds no prompts or replies; import it with --kind unsup", file=str(path))
     if name != "auto" or mapping:
-        return get_format(name, kind, mapping)
-    if kind not in KINDS:
-        raise PrefdataError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+        return get_format(name, row_schema, mapping).for_container(container)
+    _check_row_schema(row_schema)
     if container == "txt":
         return FORMATS["unsup-text"]
     stream = iter_records(path, max_record_bytes=max_record_bytes)
     try:
-        return detect_from_records(islice(stream, sample * 10), str(path), kind, sample)
+        return detect_from_records(islice(stream, sample * 10), str(path), row_schema, sample).for_container(container)
     finally:
         stream.close()

@@ -33,7 +33,7 @@ FORMATS = [
     Format("chatllama-actor", "preference", frozenset({"user_input", "completion"}), parse_actor,
            "ChatLLaMA actor data: user_input, completion (a demonstration)"),
     Format("chatllama-reward", "preference", frozenset({"user_input", "completion", "score"}), parse_reward,
-           "ChatLLaMA reward data: user_input, completion, score (a scored reply)"),
+           "ChatLLaMA reward data: user_input, completion, score (a scored reply)", number_fields=frozenset({"score"})),
     Format("chatllama-rlhf", "preference", frozenset({"user_input"}), parse_rlhf,
            "ChatLLaMA rlhf data: user_input (a prompt for PPO)"),
 ]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from prefdata.contract.errors import RowError
-from prefdata.contract.row import Message
+from prefdata.contract.rules import Message, check_score, number_from_text, type_name
 
 Record = Mapping[str, Any]
 ParseFn = Callable[[Record, str], dict[str, Any]]
@@ -31,11 +32,18 @@ class Format:
     """
 
     name: str
-    kind: str  # "preference" or "unsup"
+    row_schema: str  # the rows it makes: "preference" (prefdata.preference/1) or "unsup" (prefdata.unsup/1)
     signature: frozenset[str]
     parse: ParseFn
     description: str
     accepts: Callable[[Record], bool] = field(default=lambda record: True)
+    number_fields: frozenset[str] = frozenset()  # record keys holding numbers, read from text in CSV
+
+    def for_container(self, container: str) -> Format:
+        """This format for records read from ``container``: in CSV, number fields spelled as text are numbers."""
+        if container != "csv" or not self.number_fields:
+            return self
+        return replace(self, parse=partial(numbers_from_text, self.parse, self.number_fields))
 
 
 def maybe_json(value: Any) -> Any:
@@ -75,25 +83,19 @@ def optional_text(record: Record, key: str) -> str | None:
 
 def as_text(value: Any, field_name: str) -> str:
     if not isinstance(value, str):
-        raise RowError("schema_violation", f"is a {_type_name(value)}, not a string", field_name)
+        raise RowError("schema_violation", f"is a {type_name(value)}, not a string", field_name)
     return value
 
 
 def score(record: Record, key: str, *, required: bool = False) -> float | None:
-    """A score: a JSON number, or a number written as text (CSV has no other way)."""
-    value = require(record, key) if required else record.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise RowError("schema_violation", "is a boolean, not a number", key)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            raise RowError("schema_violation", f"{value[:40]!r} is not a number", key) from None
-    raise RowError("schema_violation", f"is a {_type_name(value)}, not a number", key)
+    """A score: a finite JSON number (`prefdata.contract.rules.check_score`; CSV text is converted before parsing)."""
+    return check_score(require(record, key) if required else record.get(key), key)
+
+
+def numbers_from_text(parse: ParseFn, keys: frozenset[str], record: Record, source: str) -> dict[str, Any]:
+    """``parse`` of a CSV record whose number cells (``keys``) spelled as text are numbers first: CSV has only text."""
+    converted = {key: number_from_text(record[key]) for key in keys & record.keys()}
+    return parse({**record, **converted} if converted else record, source)
 
 
 def role_of(name: Any, field_name: str) -> str:
@@ -110,7 +112,7 @@ def role_of(name: Any, field_name: str) -> str:
 def message(value: Any, field_name: str) -> Message:
     """One chat message, OpenAI style (``role``/``content``) or ShareGPT style (``from``/``value``)."""
     if not isinstance(value, Mapping):
-        raise RowError("schema_violation", f"is a {_type_name(value)}, not a message object", field_name)
+        raise RowError("schema_violation", f"is a {type_name(value)}, not a message object", field_name)
     if "role" in value or "content" in value:
         role_key, content_key = "role", "content"
     elif "from" in value or "value" in value:
@@ -130,7 +132,7 @@ def messages(value: Any, field_name: str) -> list[Message]:
     """A list of chat messages (JSON text in a CSV cell is decoded first)."""
     value = maybe_json(value)
     if not isinstance(value, list):
-        raise RowError("schema_violation", f"is a {_type_name(value)}, not a list of messages", field_name)
+        raise RowError("schema_violation", f"is a {type_name(value)}, not a list of messages", field_name)
     return [message(item, f"{field_name}[{i}]") for i, item in enumerate(value)]
 
 
@@ -144,7 +146,7 @@ def reply(value: Any, field_name: str) -> str:
     elif isinstance(value, list):
         found = messages(value, field_name)
     else:
-        raise RowError("schema_violation", f"is a {_type_name(value)}, not a string or message", field_name)
+        raise RowError("schema_violation", f"is a {type_name(value)}, not a string or message", field_name)
     if len(found) != 1 or found[0]["role"] != "assistant":
         raise RowError("schema_violation", "must be exactly one assistant message", field_name)
     return found[0]["content"]
@@ -158,8 +160,3 @@ def user_prompt(text_value: str, system: str | None = None) -> list[Message]:
 def leftover_meta(record: Record, used: frozenset[str] | set[str]) -> dict[str, Any]:
     """Keys the format does not read are kept in `meta`, so nothing in the input is dropped silently."""
     return {key: value for key, value in record.items() if key not in used}
-
-
-def _type_name(value: Any) -> str:
-    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -15,6 +15,7 @@ from typing import Any
 
 from prefdata.contract.errors import RowError
 from prefdata.contract.row import Message, check_turns_pair, make_row_from_turns, make_unsup_row
+from prefdata.formats import common
 
 REPO_ID = "Anthropic/hh-rlhf"
 PAIR_SUBSETS = ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled")
@@ -112,16 +113,11 @@ def split_pair(chosen: str, rejected: str) -> tuple[list[Message], str, str]:
     return prompt, chosen_reply, rejected_reply
 
 
-def _require_text(record: Mapping[str, Any], field: str) -> str:
-    if field not in record:
-        raise RowError("missing_field", f"no {field!r} field", field)
-    return record[field]
-
-
 def _check_pair_record(record: Mapping[str, Any]) -> tuple[str, str]:
+    """Both sides, checked as `prefdata import` checks them (`common.text`): the same defect, the same message."""
     if "transcript" in record and "chosen" not in record:
         raise RowError("wrong_schema", "a red-team-attempts record (transcript), not a chosen/rejected pair", "chosen")
-    return _require_text(record, "chosen"), _require_text(record, "rejected")
+    return common.text(record, "chosen"), common.text(record, "rejected")
 
 
 def hh_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -133,13 +129,10 @@ def hh_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
 def hh_pair_parts(record: Mapping[str, Any]) -> tuple[list[str], list[str], str, str, str, str]:
     """`hh_row` as ``(roles, contents, chosen, rejected, id, group)``: the row's columns without a dict per message.
 
-    Bulk conversion (`prefdata.pipeline.chunks`) builds Arrow columns from these directly: same checks, same errors.
+    Bulk conversion (`prefdata.pipeline.parallel`) builds Arrow columns from these directly: same checks, same errors.
     """
     roles, contents, chosen, rejected = _split(*_check_pair_record(record))
     return (roles, contents, chosen, rejected, *check_turns_pair(roles, contents, chosen, rejected))
-
-
-hh_row.pair_parts = hh_pair_parts  # type: ignore[attr-defined]  # the columnar twin `convert_lines` looks for
 
 
 def red_team_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -147,4 +140,22 @@ def red_team_row(record: Mapping[str, Any], source: str) -> dict[str, Any]:
     if "chosen" in record and "transcript" not in record:
         raise RowError("wrong_schema", "a chosen/rejected pair, not a red-team-attempts record", "transcript")
     meta = {key: value for key, value in record.items() if key != "transcript"}
-    return make_unsup_row(_require_text(record, "transcript"), source=source, meta=meta)
+    return make_unsup_row(common.text(record, "transcript"), source=source, meta=meta)
+
+
+class PairParser:
+    """The HH pair parser handed to `prefdata.pipeline.parallel`: ``row`` per record, and ``pair_parts``, its
+    columnar twin, which the bulk path uses to build Arrow columns without a dict per row."""
+
+    row = staticmethod(hh_row)
+    pair_parts = staticmethod(hh_pair_parts)
+
+
+class RedTeamParser:
+    """red-team-attempts transcripts as unsup text rows (no columnar twin: not pairs)."""
+
+    row = staticmethod(red_team_row)
+
+
+PAIRS = PairParser()
+RED_TEAM_TEXT = RedTeamParser()

@@ -33,18 +33,18 @@ FIELDS = {
 REQUIRED = {"preference": "prompt", "unsup": "text"}
 
 
-def check_mapping(mapping: Mapping[str, str], kind: str) -> dict[str, str]:
+def check_mapping(mapping: Mapping[str, str], row_schema: str) -> dict[str, str]:
     """Refuse unknown target fields and a mapping without the one field a row cannot do without."""
-    allowed = FIELDS[kind]
+    allowed = FIELDS[row_schema]
     for target, column in mapping.items():
         if target not in allowed:
             raise PrefdataError(f"unknown field {target!r} in the column mapping; fields: {', '.join(allowed)}",
                                 field=target)
         if not isinstance(column, str) or not column:
             raise PrefdataError("needs a column name", field=target)
-    if REQUIRED[kind] not in mapping:
-        raise PrefdataError(f"the column mapping must name the {REQUIRED[kind]} column "
-                            f"(--map {REQUIRED[kind]}=COLUMN)", field=REQUIRED[kind])
+    if REQUIRED[row_schema] not in mapping:
+        raise PrefdataError(f"the column mapping must name the {REQUIRED[row_schema]} column "
+                            f"(--map {REQUIRED[row_schema]}=COLUMN)", field=REQUIRED[row_schema])
     return dict(mapping)
 
 
@@ -84,8 +84,11 @@ def parse_mapped_text(mapping: Mapping[str, str], record: Record, source: str) -
     return make_unsup_row(text(record, mapping["text"]), source=source, meta=leftover_meta(record, {mapping["text"]}))
 
 
-def mapping_format(mapping: Mapping[str, str], kind: str) -> Format:
-    mapping = check_mapping(mapping, kind)
-    parse = partial(parse_mapped if kind == "preference" else parse_mapped_text, mapping)
+def mapping_format(mapping: Mapping[str, str], row_schema: str) -> Format:
+    """The format ``--map`` describes, for rows of ``row_schema`` (preference or unsup)."""
+    mapping = check_mapping(mapping, row_schema)
+    parse = partial(parse_mapped if row_schema == "preference" else parse_mapped_text, mapping)
     described = ", ".join(f"{target}={column}" for target, column in mapping.items())
-    return Format("mapping", kind, frozenset(mapping.values()), parse, f"explicit column mapping: {described}")
+    numbers = frozenset(mapping[target] for target in ("chosen_score", "rejected_score") if target in mapping)
+    return Format("mapping", row_schema, frozenset(mapping.values()), parse, f"explicit column mapping: {described}",
+                  number_fields=numbers)

@@ -16,6 +16,7 @@ from typing import Any
 
 from prefdata.contract.errors import RowError
 from prefdata.contract.row import make_row
+from prefdata.formats import common
 
 REPO_ID = "stanfordnlp/SHP"
 SPLITS = ("train", "validation", "test")
@@ -47,15 +48,6 @@ def _number(record: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
-def _text(record: Mapping[str, Any], key: str) -> str:
-    if key not in record or record[key] is None:
-        raise RowError("missing_field", f"no {key!r} field", key)
-    value = record[key]
-    if not isinstance(value, str):
-        raise RowError("schema_violation", f"is {type(value).__name__}, not a string", key)
-    return value
-
-
 def _a_preferred(record: Mapping[str, Any], score_a: float | None, score_b: float | None) -> bool:
     """Which reply is preferred: the label when present, checked against the scores; else the scores alone."""
     label = record.get("labels")
@@ -74,8 +66,8 @@ def _a_preferred(record: Mapping[str, Any], score_a: float | None, score_b: floa
 
 def shp_pair(record: Mapping[str, Any], domain: str) -> ShpPair:
     """One SHP record as a canonical pair; `RowError` with a reason code for what cannot be one."""
-    history = _text(record, "history")
-    ref_a, ref_b = _text(record, "human_ref_A"), _text(record, "human_ref_B")
+    history = common.text(record, "history")  # the checks and messages of `prefdata import` (`common.text`)
+    ref_a, ref_b = common.text(record, "human_ref_A"), common.text(record, "human_ref_B")
     score_a, score_b = _number(record, "score_A"), _number(record, "score_B")
     a_first = _a_preferred(record, score_a, score_b)
     chosen, rejected = (ref_a, ref_b) if a_first else (ref_b, ref_a)

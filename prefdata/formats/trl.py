@@ -26,7 +26,7 @@ from prefdata.formats.common import (
 from prefdata.formats.dschat import looks_rendered
 from prefdata.formats.hh import split_pair
 
-_SCORES = {"chosen_score", "rejected_score"}
+_SCORES = frozenset({"chosen_score", "rejected_score"})
 
 
 def _prompt(value: Any, field: str = "prompt") -> list[Message]:
@@ -100,17 +100,17 @@ def _standard_prompt(record: Record) -> bool:
 
 FORMATS = [
     Format("trl-standard", "preference", frozenset({"prompt", "chosen", "rejected"}), parse_explicit,
-           "TRL standard preference, explicit prompt: prompt, chosen, rejected strings", accepts=_standard_prompt),
+           "TRL standard preference, explicit prompt: prompt, chosen, rejected strings", accepts=_standard_prompt, number_fields=_SCORES),
     Format("trl-conversational", "preference", frozenset({"prompt", "chosen", "rejected"}), parse_explicit,
            "TRL conversational preference, explicit prompt: prompt, chosen, rejected as lists of messages",
-           accepts=lambda r: is_listy(r.get("prompt"))),
+           accepts=lambda r: is_listy(r.get("prompt")), number_fields=_SCORES),
     Format("trl-implicit", "preference", frozenset({"chosen", "rejected"}), parse_standard_implicit,
            "TRL standard preference, implicit prompt: chosen, rejected full HH-RLHF transcripts",
-           accepts=lambda r: not is_listy(r.get("chosen"))),
+           accepts=lambda r: not is_listy(r.get("chosen")), number_fields=_SCORES),
     Format("trl-conversational-implicit", "preference", frozenset({"chosen", "rejected"}),
            parse_conversational_implicit,
            "TRL conversational preference, implicit prompt: chosen, rejected full conversations",
-           accepts=lambda r: is_listy(r.get("chosen"))),
+           accepts=lambda r: is_listy(r.get("chosen")), number_fields=_SCORES),
     Format("trl-prompt-only", "preference", frozenset({"prompt"}), parse_prompt_only,
            "TRL prompt-only: prompt (string or messages), a prompt for PPO"),
     Format("trl-prompt-completion", "preference", frozenset({"prompt", "completion"}), parse_prompt_completion,

@@ -2,7 +2,8 @@
 
 Each function reads a directory laid out as the Hub repository — a fresh `huggingface_hub` snapshot, or ``from_path``,
 a copy made elsewhere — and streams its files through the source's parser into a `DatasetWriter`. The Hub's splits
-become the dataset's splits. Every record ends as a row or in quarantine with a reason code.
+become the dataset's splits. Every record ends as a row or in quarantine with a reason code, through the one record
+loop of `prefdata.pipeline.records` (the same quarantine line as `prefdata import` for the same defect).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, UNSUP_SCHEMA_ID
 from prefdata.formats import hh, shp
-from prefdata.pipeline.chunks import RowFn, convert_file
+from prefdata.pipeline.parallel import RowParser, convert_file
 from prefdata.pipeline.progress import progress
+from prefdata.pipeline.records import RecordLoop, Reject, check_on_error, parse_records
 from prefdata.storage import hub
 from prefdata.storage.dataset import DatasetWriter, check_output_dir
 from prefdata.storage.readers import BadRecord, iter_records, open_binary
@@ -24,49 +26,28 @@ from prefdata.storage.readers import BadRecord, iter_records, open_binary
 PathLike = str | os.PathLike
 
 
-def _fail_or_quarantine(writer: DatasetWriter, on_error: str, file: str, entry: dict[str, Any]) -> None:
-    if on_error == "fail":
-        raise PrefdataError(f"{entry['message']} ({entry['reason']})", file=file, line=entry.get("line"),
-                            index=entry.get("index"), field=entry.get("field"))
-    message = f"{entry['field']}: {entry['message']}" if entry.get("field") else entry["message"]
-    writer.quarantine(entry["reason"], message, entry["record"], file=file, line=entry.get("line"),
-                      index=entry.get("index"))
-
-
 def _starts_with_array(path: Path) -> bool:
     with open_binary(path) as stream:
         return stream.peek(64)[:64].lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
 
 
-def import_jsonl(writer: DatasetWriter, path: Path, split: str, row_fn: RowFn, *, source: str, on_error: str,
-                 quiet: bool, workers: int | None = None) -> None:
-    """Stream one JSON Lines (or JSON array) file of records through ``row_fn`` into ``split``."""
-    writer.add_input(path)
-    target = writer.split(split)  # the split exists even if every record is quarantined
-    bar = progress(None, desc=f"{source} {split}", quiet=quiet)
+def import_jsonl(loop: RecordLoop, path: Path, split: str, parser: RowParser, *, source: str, quiet: bool,
+                 workers: int | None = None) -> None:
+    """Stream one JSON Lines (or JSON array) file of records through ``parser`` into ``split``."""
+    loop.writer.add_input(path)
+    loop.writer.split(split)  # the split exists even if every record is quarantined
     if _starts_with_array(path):  # some Hub files named .jsonl hold one JSON array; read them as what they are
-        for record in iter_records(path, "json"):
-            writer.count_in()
-            bar.update(1)
-            if isinstance(record, BadRecord):
-                entry = {"index": record.index, "line": record.line, "reason": record.reason,
-                         "message": record.message, "record": record.raw}
-                _fail_or_quarantine(writer, on_error, str(path), entry)
-                continue
-            try:
-                target.write(row_fn(record.value, source))
-            except RowError as e:
-                entry = {"index": record.index, "line": record.line, "reason": e.reason, "message": e.message,
-                         "record": record.value, "field": e.field}
-                _fail_or_quarantine(writer, on_error, str(path), entry)
-    else:
-        for chunk in convert_file(path, row_fn, source=source, schema_id=writer.schema_id, workers=workers):
-            writer.count_in(chunk.records)
-            for entry in chunk.quarantined:
-                _fail_or_quarantine(writer, on_error, str(path), entry)
-            if chunk.table is not None:
-                target.write_table(chunk.table)
-            bar.update(chunk.records)
+        parsed = parse_records(iter_records(path, "json"), lambda value: parser.row(value, source))
+        loop.consume(progress(parsed, desc=f"{source} {split}", quiet=quiet), split)
+        return
+    file = str(path)
+    bar = progress(None, desc=f"{source} {split}", quiet=quiet)
+    for chunk in convert_file(path, parser, source=source, schema_id=loop.writer.schema_id, workers=workers):
+        for reject in chunk.rejects:
+            loop.reject(reject)
+        if chunk.table is not None:
+            loop.table(chunk.table, split, file)
+        bar.update(chunk.records)
     bar.close()
 
 
@@ -78,8 +59,7 @@ def _root(from_path: PathLike | None, repo_id: str, patterns: list[str], layout:
 
 def _options(**options: Any) -> dict[str, Any]:
     """The options recorded in the manifest; checks ``on_error`` on the way (the one option every download has)."""
-    if options.get("on_error") not in ("quarantine", "fail"):
-        raise PrefdataError(f"unknown on_error {options.get('on_error')!r}; choose quarantine or fail", field="--on-error")
+    check_on_error(options.get("on_error"))
     return {key: (str(value) if isinstance(value, os.PathLike) else value) for key, value in options.items()}
 
 
@@ -111,6 +91,7 @@ def download_hh(
     writer = DatasetWriter(out, command="download hh-rlhf", options=options, overwrite=overwrite,
                            schema_id=UNSUP_SCHEMA_ID if red_team else PREFERENCE_SCHEMA_ID)
     with writer:
+        loop = RecordLoop(writer, on_error)
         for name in subsets:
             # --from may also name the subset folder itself (…/hh-rlhf/harmless-base)
             folder = root if root.name == name and not (root / name).is_dir() else root / name
@@ -124,10 +105,10 @@ def download_hh(
                 files = [(split, path) for split, path in files if path.exists()]
             if not files:
                 raise PrefdataError(f"no {name} files here (expected {layout})", file=str(folder))
-            row_fn = hh.red_team_row if red_team else hh.hh_row
+            parser = hh.RED_TEAM_TEXT if red_team else hh.PAIRS
             for split, path in files:
-                import_jsonl(writer, path, split, row_fn, source=f"hh-rlhf/{name}", on_error=on_error, quiet=quiet,
-                             workers=workers)
+                import_jsonl(loop, path, split, parser, source=f"hh-rlhf/{name}", quiet=quiet, workers=workers)
+        loop.finish()
         if red_team:
             writer.warn("red-team-attempts has no preference pairs: imported as unsup text (the transcript, with "
                         "rating, harmlessness scores and task fields in meta)")
@@ -151,11 +132,12 @@ def _shp_domains(root: Path, domains: Iterable[str] | None) -> list[str]:
     return sorted(set(wanted))
 
 
-def _import_shp_file(writer: DatasetWriter, path: Path, split: str, domain: str, *, min_score_ratio: float,
-                     cap: int, on_error: str, quiet: bool) -> None:
+def _import_shp_file(loop: RecordLoop, path: Path, split: str, domain: str, *, min_score_ratio: float,
+                     cap: int, quiet: bool) -> None:
     """Two passes over one file: the first finds each post's best pairs, the second writes rows in file order."""
+    writer = loop.writer
     writer.add_input(path)
-    target = writer.split(split)
+    writer.split(split)
     post_cap = shp.PostCap(cap) if cap > 0 else None
     for record in iter_records(path):
         if isinstance(record, BadRecord) or post_cap is None:
@@ -169,30 +151,26 @@ def _import_shp_file(writer: DatasetWriter, path: Path, split: str, domain: str,
     kept = post_cap.kept() if post_cap is not None else set()
     unfiltered = no_post_id = 0
     for record in progress(iter_records(path), desc=f"shp/{domain} {split}", quiet=quiet):
-        writer.count_in()
-        entry: dict[str, Any] = {"index": record.index, "line": record.line}
         if isinstance(record, BadRecord):
-            _fail_or_quarantine(writer, on_error, str(path), {**entry, "reason": record.reason,
-                                                             "message": record.message, "record": record.raw})
+            loop.reject(Reject.of_bad_record(record))
             continue
-        entry["record"] = record.value
+        where = {"file": record.file, "line": record.line, "index": record.index}
         try:
             pair = shp.shp_pair(record.value, domain)
         except RowError as e:
-            _fail_or_quarantine(writer, on_error, str(path), {**entry, "reason": e.reason, "message": e.message,
-                                                             "field": e.field})
+            loop.reject(Reject.of(e, record.value, **where))
             continue
         unfiltered += pair.score_ratio is None and min_score_ratio > 0
         no_post_id += record.value.get("post_id") is None
-        if pair.score_ratio is not None and pair.score_ratio < min_score_ratio:
-            writer.quarantine("low_score_ratio", f"score ratio {pair.score_ratio:.3g} < {min_score_ratio:g}",
-                              record.value, file=str(path), line=record.line)
+        if pair.score_ratio is not None and pair.score_ratio < min_score_ratio:  # filtered out, whatever --on-error
+            loop.quarantine(Reject("low_score_ratio", f"score ratio {pair.score_ratio:.3g} < {min_score_ratio:g}",
+                                   record.value, **where))
         elif post_cap is not None and record.index not in kept:
             total = post_cap.pairs_per_post[pair.post]
-            writer.quarantine("over_post_cap", f"post {pair.post} has {total} pairs; kept the {cap} with the largest "
-                              "score ratio", record.value, file=str(path), line=record.line)
+            loop.quarantine(Reject("over_post_cap", f"post {pair.post} has {total} pairs; kept the {cap} with the "
+                                   "largest score ratio", record.value, **where))
         else:
-            target.write(pair.row)
+            loop.row(pair.row, split, record.file)
     if unfiltered:
         writer.warn(f"{path}: --min-score-ratio not applied to {unfiltered} record(s) without score_ratio or "
                     "score_A/score_B" + ("; the per-post cap kept the first pairs in file order" if cap > 0 else ""))
@@ -226,14 +204,16 @@ def download_shp(
     check_output_dir(Path(out), overwrite)
     root = _root(from_path, shp.REPO_ID, patterns, layout, revision)
     with DatasetWriter(out, command="download shp", options=options, overwrite=overwrite) as writer:
+        loop = RecordLoop(writer, on_error)
         for domain in _shp_domains(root, wanted):
             for split in shp.SPLITS:
                 path = root / domain / f"{split}.json"
                 if not path.exists():
                     writer.warn(f"{path} is missing: split {split} of {domain} not imported")
                     continue
-                _import_shp_file(writer, path, split, domain, min_score_ratio=min_score_ratio,
-                                 cap=max_pairs_per_post, on_error=on_error, quiet=quiet)
+                _import_shp_file(loop, path, split, domain, min_score_ratio=min_score_ratio,
+                                 cap=max_pairs_per_post, quiet=quiet)
+        loop.finish()
         writer.extra["hub"] = {"repo_id": shp.REPO_ID, "revision": revision, "local_copy": from_path is not None}
     return writer.manifest
 
@@ -256,7 +236,7 @@ def download_hub(
     Splits come from the file names as `datasets` infers them (``train``, ``validation``/``valid``/``dev``,
     ``test``); a file naming no split goes to ``train``. ``source`` = ``hub/<repo id>``.
     """
-    from prefdata.jobs.importer import ParsedRow, iter_parsed
+    from prefdata.jobs.importer import iter_parsed
 
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise PrefdataError(f"{repo_id!r} is neither hh-rlhf, shp nor a Hub dataset id (owner/name)", field="NAME")
@@ -269,19 +249,14 @@ def download_hub(
     source = f"hub/{repo_id}"
     schema_id = UNSUP_SCHEMA_ID if kind == "unsup" else PREFERENCE_SCHEMA_ID
     with DatasetWriter(out, command="download", options=options, schema_id=schema_id, overwrite=overwrite) as writer:
+        loop = RecordLoop(writer, on_error)
         for split, paths in sorted(splits.items()):
-            target = writer.split(split)
+            writer.split(split)
             for path in paths:
                 writer.add_input(path)
                 parsed = iter_parsed(path, format, mapping, source, kind=kind)
-                for item in progress(parsed, desc=f"{source} {split}", quiet=quiet):
-                    writer.count_in()
-                    if isinstance(item, ParsedRow):
-                        target.write(item.row)
-                        continue
-                    entry = {"index": item.index, "line": item.line, "reason": item.reason,
-                             "message": item.message, "record": item.record, "field": item.field}
-                    _fail_or_quarantine(writer, on_error, str(path), entry)
+                loop.consume(progress(parsed, desc=f"{source} {split}", quiet=quiet), split)
+        loop.finish()
         writer.extra["hub"] = {"repo_id": repo_id, "revision": revision, "local_copy": from_path is not None,
                                "files": {split: [str(p.relative_to(root)) for p in paths]
                                          for split, paths in sorted(splits.items())}}

@@ -1,8 +1,8 @@
 """Exports of a prefdata directory to what trainers read as is: TRL, DeepSpeed-Chat, ChatLLaMA, JSONL, Parquet.
 
-Each split of the input has a phase: `sft_*`, `rm_*`, `ppo_*` from `prefdata split`; any other split gets the phase its
-rows allow (all pairs: rm; all with a reply: sft; else ppo). A phase exports what it can use of a row (design §1): sft the
-prompt and chosen reply, rm the pair, ppo the prompt. Output folders are written beside the target and renamed into
+Each split of the input has a phase (`prefdata.contract.phases`): `sft_*`, `rm_*`, `ppo_*` from `prefdata split`; any
+other split gets the phase its rows allow (all pairs: rm; all with a reply: sft; else ppo). A phase exports what it can
+use of a row (design §1): sft the prompt and chosen reply, rm the pair, ppo the prompt. Output folders are written beside the target and renamed into
 place, so a crash never leaves a half export.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from prefdata.contract.errors import PrefdataError
+from prefdata.contract.phases import phase_of_rows, phase_of_split, serves
 from prefdata.contract.render import render
 from prefdata.contract.row import PREFERENCE_SCHEMA
 from prefdata.pipeline.progress import progress
@@ -30,39 +31,25 @@ CHATLLAMA_FILES = {"sft": "actor_training_data", "rm": "reward_training_data", "
 _BATCH = 4096
 
 
-def split_phase(name: str, rows: Iterable[Mapping[str, Any]] | None = None) -> str:
-    """The phase a split feeds: from its name when `prefdata split` made it, else from what its rows allow."""
-    prefix = name.split("_", 1)[0]
-    if prefix in ("sft", "rm", "ppo") and name.count("_") == 1:
-        return prefix
-    rows = list(rows or [])
-    if rows and all(r.get("rejected") is not None for r in rows):
-        return "rm"
-    if rows and all(r.get("chosen") is not None for r in rows):
-        return "sft"
-    return "ppo"
-
-
 def _assistant(text: str) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": text}]
 
 
 def to_trl(row: Mapping[str, Any], phase: str) -> dict[str, Any] | None:
     """TRL conversational formats with an explicit prompt: preference (rm), prompt-completion (sft), prompt-only (ppo)."""
+    if not serves(row, phase):
+        return None
     prompt = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
     if phase == "rm":
-        if row.get("chosen") is None or row.get("rejected") is None:
-            return None
         return {"prompt": prompt, "chosen": _assistant(row["chosen"]), "rejected": _assistant(row["rejected"])}
     if phase == "sft":
-        return None if row.get("chosen") is None else {"prompt": prompt, "completion": _assistant(row["chosen"])}
+        return {"prompt": prompt, "completion": _assistant(row["chosen"])}
     return {"prompt": prompt}
 
 
 def to_dschat(row: Mapping[str, Any], phase: str) -> dict[str, Any] | None:
     """DeepSpeed-Chat `local/jsonfile`: prompt ends with "Assistant:"; DS-Chat itself puts " " before each reply."""
-    needs = {"rm": ("chosen", "rejected"), "sft": ("chosen",), "ppo": ()}[phase]
-    if any(row.get(field) is None for field in needs):
+    if not serves(row, phase):
         return None
     return {"prompt": render(row["prompt"], template="dschat"),
             "chosen": row.get("chosen") if phase != "ppo" else None,
@@ -79,12 +66,12 @@ def chatllama_input(prompt: list[Mapping[str, str]]) -> str:
 def to_chatllama(row: Mapping[str, Any], phase: str) -> list[dict[str, Any]]:
     """actor: user_input/completion; reward: one entry per reply with its score (1/0 for an unscored pair);
     rlhf: user_input."""
+    if not serves(row, phase):
+        return []
     user_input = chatllama_input(row["prompt"])
     if phase == "sft":
-        return [] if row.get("chosen") is None else [{"user_input": user_input, "completion": row["chosen"]}]
+        return [{"user_input": user_input, "completion": row["chosen"]}]
     if phase == "rm":
-        if row.get("chosen") is None or row.get("rejected") is None:
-            return []
         chosen_score, rejected_score = row.get("chosen_score"), row.get("rejected_score")
         if chosen_score is None or rejected_score is None:
             chosen_score, rejected_score = 1.0, 0.0
@@ -99,9 +86,8 @@ def _iter_split(dataset) -> Iterator[dict[str, Any]]:
 
 
 def _phase_of(name: str, dataset) -> str:
-    if split_phase(name) == "ppo" and not name.startswith("ppo_"):
-        return split_phase(name, _iter_split(dataset))
-    return split_phase(name)
+    """The split's phase by its name, else by its rows (read only then)."""
+    return phase_of_split(name) or phase_of_rows(_iter_split(dataset))
 
 
 def export_dataset(

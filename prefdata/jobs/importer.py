@@ -1,7 +1,8 @@
 """`prefdata import`: custom files in any supported format -> one canonical dataset directory.
 
 A small stream per file: `readers.iter_records` (containers, gzip, file-level defects) -> the format's pure parser
-(`prefdata.formats`) -> `DatasetWriter` (shards, quarantine, reconciled counts, atomic rename). Formats are resolved
+(`prefdata.formats`) -> the record loop (`prefdata.pipeline.records`: row or quarantine, counted per file) ->
+`DatasetWriter` (shards, reconciled counts, atomic rename). Formats are resolved
 for every file before anything is written, so a file that cannot be read leaves no output behind.
 """
 
@@ -9,47 +10,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefdata.contract.errors import PrefdataError, RowError
+from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, UNSUP_SCHEMA_ID
 from prefdata.formats import KINDS, Format, detect_format, resolve_format
 from prefdata.pipeline.progress import info, progress
+from prefdata.pipeline.records import ParsedRow, RecordLoop, Reject, check_on_error, parse_records
 from prefdata.storage.dataset import DatasetWriter, check_output_dir
-from prefdata.storage.readers import DEFAULT_MAX_RECORD_BYTES, BadRecord, check_input_file, iter_records
+from prefdata.storage.readers import DEFAULT_MAX_RECORD_BYTES, check_input_file, iter_records
 
-ON_ERROR = ("quarantine", "fail")
 SPLIT = "train"
 _SUFFIXES = (".gz", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".txt", ".md")
 
-__all__ = ["ParsedRow", "Rejected", "default_source", "detect_format", "import_files", "iter_parsed"]
-
-
-@dataclass(frozen=True)
-class ParsedRow:
-    file: str
-    index: int
-    line: int | None
-    row: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A record that did not become a row: its place, a reason code, and the raw record for quarantine."""
-
-    file: str
-    index: int
-    line: int | None
-    reason: str
-    message: str
-    field: str | None
-    record: Any
-
-    def error(self) -> PrefdataError:
-        return PrefdataError(f"{self.message} ({self.reason})", file=self.file, line=self.line, index=self.index,
-                             field=self.field)
+__all__ = ["ParsedRow", "Reject", "default_source", "detect_format", "import_files", "iter_parsed"]
 
 
 def default_source(path: str | os.PathLike) -> str:
@@ -71,21 +46,12 @@ def iter_parsed(
     *,
     kind: str = "preference",
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-) -> Iterator[ParsedRow | Rejected]:
-    """Every record of ``path`` as a `ParsedRow` or a `Rejected`, in file order, without writing anything."""
+) -> Iterator[ParsedRow | Reject]:
+    """Every record of ``path`` as a `ParsedRow` or a `Reject`, in file order, without writing anything."""
     fmt = format if isinstance(format, Format) else resolve_format(path, format, kind, mapping,
                                                                      max_record_bytes=max_record_bytes)
     source = source or default_source(path)
-    for item in iter_records(path, max_record_bytes=max_record_bytes):
-        if isinstance(item, BadRecord):
-            yield Rejected(item.file, item.index, item.line, item.reason, item.message, None, item.raw)
-            continue
-        try:
-            row = fmt.parse(item.value, source)
-        except RowError as e:
-            yield Rejected(item.file, item.index, item.line, e.reason, e.message, e.field, item.value)
-            continue
-        yield ParsedRow(item.file, item.index, item.line, row)
+    return parse_records(iter_records(path, max_record_bytes=max_record_bytes), lambda value: fmt.parse(value, source))
 
 
 def import_files(
@@ -112,8 +78,7 @@ def import_files(
         raise PrefdataError("no input files given")
     if kind not in KINDS:
         raise PrefdataError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if on_error not in ON_ERROR:
-        raise PrefdataError(f"unknown --on-error {on_error!r}; choose one of {', '.join(ON_ERROR)}")
+    check_on_error(on_error)
     if max_record_bytes < 1:
         raise PrefdataError("--max-record-bytes must be positive")
     out = Path(out)
@@ -131,26 +96,15 @@ def import_files(
                "max_record_bytes": max_record_bytes}
     schema_id = PREFERENCE_SCHEMA_ID if kind == "preference" else UNSUP_SCHEMA_ID
     with DatasetWriter(out, command="import", options=options, schema_id=schema_id, overwrite=overwrite) as writer:
-        per_file: dict[str, dict[str, Any]] = {}
-        writer.extra["files"] = per_file
+        loop = RecordLoop(writer, on_error)
         writer.split(SPLIT)  # set up the split (and import datasets) before the progress bar starts its clock
         for path, fmt, file_source in plan:
             writer.add_input(path)
-            counts = per_file.setdefault(str(path), {"format": fmt.name, "source": file_source, "records": 0,
-                                                     "rows": 0})
-            for item in progress(iter_parsed(path, fmt, source=file_source, max_record_bytes=max_record_bytes),
-                                 desc=f"import {path.name}", quiet=quiet):
-                writer.count_in()
-                counts["records"] += 1
-                if isinstance(item, ParsedRow):
-                    writer.write(item.row, SPLIT)
-                    counts["rows"] += 1
-                elif on_error == "fail":
-                    raise item.error()
-                else:
-                    writer.quarantine(item.reason, item.message, item.record, file=item.file,
-                                      line=item.line, index=item.index if item.line is None else None)
-            if counts["records"] and not counts["rows"]:
+            counts = loop.describe(str(path), format=fmt.name, source=file_source)
+            loop.consume(progress(iter_parsed(path, fmt, source=file_source, max_record_bytes=max_record_bytes),
+                                  desc=f"import {path.name}", quiet=quiet), SPLIT)
+            if counts.records and not counts.rows:
                 writer.warn(f"{path}: no record became a row (see quarantine.jsonl)")
+        loop.finish()
     assert writer.manifest is not None
     return writer.manifest

@@ -22,12 +22,14 @@ from prefdata.llm.batch import DryRunEstimate, ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
+from prefdata.pipeline.records import RecordLoop, Reject
 
 _NUMBER = re.compile(
     r"^\s*(?:score\s*[:=]?\s*)?\**([-+]?\d+(?:\.\d+)?)\**\s*(?:/\s*10|out of 10)?\s*\.?\s*$", re.IGNORECASE
 )
 _CHOICE = re.compile(r"^\s*(?:reply\s+|response\s+)?\**(a|b|tie)\**\s*\.?\s*$", re.IGNORECASE)
 FOLLOW_UP = "Your answer could not be read. Answer again with only {what}, nothing else."
+JUDGE_TEMPERATURE = 0.0  # what `LLMConfig.temperature` None means here: a judge should be as repeatable as it can
 
 
 def parse_score(text: str, low: float = 0.0, high: float = 10.0) -> float | None:
@@ -127,6 +129,7 @@ def score(
     from prefdata.contract.errors import PrefdataError
     from prefdata.storage.dataset import DatasetWriter, read_manifest
 
+    config = config.with_default_temperature(JUDGE_TEMPERATURE)
     if relabel and not pairwise:
         raise PrefdataError("--relabel needs --pairwise: only a verdict given in both orders is trusted to relabel")
     manifest = read_manifest(directory)
@@ -179,37 +182,38 @@ async def _score_rows(directory, writer, config, template, judge_meta, pairwise,
             index, split, row = item
             try:
                 if pairwise:
-                    return index, split, row, await _judge_pair(engine, template, row, judge_meta, relabel, stats)
-                return index, split, row, await _judge_points(engine, template, row, judge_meta, score_range, stats)
+                    return index, split, await _judge_pair(engine, template, row, judge_meta, relabel, stats)
+                return index, split, await _judge_points(engine, template, row, judge_meta, score_range, stats)
             except RequestRejected as e:
-                return index, split, row, ("llm_rejected", f"the server refused the request (HTTP {e.status}): "
-                                           f"{e.message}")
+                return index, split, Reject("llm_rejected", f"the server refused the request (HTTP {e.status}): "
+                                            f"{e.message}", row)
 
         bar = progress(None, desc="score", total=total, quiet=quiet, unit="row")
         items = ((i, split, row) for i, (split, row) in enumerate(iter_rows(directory)))
+        loop, file = RecordLoop(writer), str(directory)
         try:
-            async for index, split, row, result in ordered_map(items, judge, window=4 * config.concurrency):
-                writer.count_in()
-                if isinstance(result, tuple):
-                    writer.quarantine(result[0], result[1], row, file=str(directory), index=index)
+            async for index, split, result in ordered_map(items, judge, window=4 * config.concurrency):
+                if isinstance(result, Reject):
+                    loop.quarantine(result.at(file=file, index=index))
                 else:
-                    writer.write(result, split)
+                    loop.row(result, split, file)
                 bar.update(1)
         finally:
             bar.close()
+        loop.finish()
         writer.extra["llm"] = engine.summary()
 
 
 def _rebuild(row: dict[str, Any], meta: dict[str, Any], *, chosen: str | None, rejected: str | None,
-             chosen_score: float | None, rejected_score: float | None):
+             chosen_score: float | None, rejected_score: float | None) -> dict[str, Any] | Reject:
     try:
         return make_row(row["prompt"], chosen, rejected, source=row["source"], group=row["group"],
                         chosen_score=chosen_score, rejected_score=rejected_score, meta=meta)
     except RowError as e:
-        return (e.reason, str(e))
+        return Reject.of(e, row)
 
 
-async def _judge_points(engine, template, row, judge_meta, score_range, stats):
+async def _judge_points(engine, template, row, judge_meta, score_range, stats) -> dict[str, Any] | Reject:
     if row.get("chosen") is None:
         stats["unscored"] += 1
         return row
@@ -220,7 +224,8 @@ async def _judge_points(engine, template, row, judge_meta, score_range, stats):
     for (value, texts), field in zip(results, ("chosen", "rejected")):
         if value is None:
             stats["unparseable"] += 1
-            return ("judge_unparseable", f"the judge's reply for {field} is not a score, twice: {texts[-1][:200]!r}")
+            return Reject("judge_unparseable", f"the judge's reply for {field} is not a score, twice: "
+                          f"{texts[-1][:200]!r}", row)
     meta = row_meta(row)
     for field in ("chosen_score", "rejected_score"):
         if row.get(field) is not None:
@@ -232,7 +237,7 @@ async def _judge_points(engine, template, row, judge_meta, score_range, stats):
                     chosen_score=scores[0], rejected_score=scores[1])
 
 
-async def _judge_pair(engine, template, row, judge_meta, relabel, stats):
+async def _judge_pair(engine, template, row, judge_meta, relabel, stats) -> dict[str, Any] | Reject:
     if row_kind(row) != "pair":
         stats["unscored"] += 1
         return row
@@ -245,7 +250,7 @@ async def _judge_pair(engine, template, row, judge_meta, relabel, stats):
     if any(choice is None for choice, _ in results):
         stats["unparseable"] += 1
         bad = next(texts[-1] for choice, texts in results if choice is None)
-        return ("judge_unparseable", f"the judge's pairwise reply is not A, B or tie, twice: {bad[:200]!r}")
+        return Reject("judge_unparseable", f"the judge's pairwise reply is not A, B or tie, twice: {bad[:200]!r}", row)
     verdict, share = pairwise_verdict(results[0][0], results[1][0])
     stats["scored"] += 1
     stats[f"verdict_{verdict}"] += 1

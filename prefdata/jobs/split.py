@@ -6,8 +6,8 @@ seeded hash. A group's phase depends only on (seed, group, the kinds of its rows
 order or process count, and appended rows never move old groups. Rows are written in a seeded order derived from their
 ids, so a shuffled input gives byte-identical output.
 
-Which phases a row can serve (design §1): a pair serves sft (prompt + chosen), rm, and ppo (its prompt); a demonstration
-or a lone scored row serves sft; a prompt-only row serves ppo. A group may go to the phases all its rows can serve, with
+Which phases a row can serve is `prefdata.contract.phases.SERVES` (design §1): a pair serves sft (prompt + chosen), rm,
+and ppo (its prompt); a demonstration or a lone scored row serves sft; a prompt-only row serves ppo. A group may go to the phases all its rows can serve, with
 the requested ratio renormalised over them; if its rows have no phase in common, it may go to any phase one of them
 serves, and the rows that phase cannot use are quarantined (`unusable_in_phase`). A group whose eligible phases all
 have ratio 0 is quarantined (`phase_disabled`). Every input record ends in exactly one split or in quarantine.
@@ -27,15 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefdata.contract.errors import PrefdataError, RowError
-from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, make_row, prompt_group, row_meta
+from prefdata.contract.phases import PHASES, SERVES, SPLITS
+from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, RowKind, make_row, prompt_group, row_meta
 from prefdata.pipeline import dedup
 from prefdata.pipeline.progress import info, progress
 from prefdata.storage.dataset import DatasetWriter, load, read_manifest
 
-PHASES = ("sft", "rm", "ppo")
-SPLITS = tuple(f"{phase}_{part}" for phase in PHASES for part in ("train", "eval"))
-# Phases each row kind can serve, in PHASES order. Kind codes: 0 pair, 1 demonstration (or lone scored), 2 prompt-only.
-_SERVES = np.array([[True, True, True], [True, False, False], [False, False, True]])
+# Row kinds as the small integer codes the split computes with (`row_kinds`), and what each serves, in PHASES order.
+KIND_CODES: tuple[RowKind, ...] = ("pair", "demonstration", "prompt_only", "scored")
+_SERVES = np.array([[phase in SERVES[kind] for phase in PHASES] for kind in KIND_CODES])
 _WRITE_ROWS = 50_000
 
 
@@ -64,7 +64,7 @@ def assign_phases(u: np.ndarray, eligible: np.ndarray, ratio: Sequence[float]) -
     total = weights.sum(axis=1)
     cumulative = np.cumsum(weights, axis=1) / np.where(total > 0, total, 1.0)[:, None]
     phase = (u[:, None] >= cumulative).sum(axis=1)
-    phase = np.minimum(phase, 2)
+    phase = np.minimum(phase, len(PHASES) - 1)
     while True:  # floating-point edge: never land on a phase of weight 0
         bad = (total > 0) & ~(weights[np.arange(len(u)), phase] > 0)
         if not bad.any():
@@ -94,11 +94,14 @@ def read_inputs(directories: Sequence[str | os.PathLike], splits: Sequence[str] 
 
 
 def row_kinds(table: pa.Table) -> np.ndarray:
-    """0 pair, 1 demonstration, 2 prompt-only, 3 scored single reply (paired later, else a demonstration)."""
+    """`row_kind` of every row as its index in KIND_CODES (a scored single reply is paired later, else a
+    demonstration)."""
     chosen = pc.is_valid(table.column("chosen")).to_numpy(zero_copy_only=False)
     rejected = pc.is_valid(table.column("rejected")).to_numpy(zero_copy_only=False)
     scored = pc.is_valid(table.column("chosen_score")).to_numpy(zero_copy_only=False)
-    return np.select([chosen & rejected, chosen & scored, chosen], [0, 3, 1], default=2).astype(np.int8)
+    code = KIND_CODES.index
+    return np.select([chosen & rejected, chosen & scored, chosen], [code("pair"), code("scored"), code("demonstration")],
+                     default=code("prompt_only")).astype(np.int8)
 
 
 def pair_scored(table: pa.Table, rows: np.ndarray, input_of: np.ndarray) -> tuple[list[dict], np.ndarray, dict]:
@@ -230,26 +233,26 @@ def split_datasets(
                             "achieved_mix": {str(p): round(float(c) / max(achieved.sum(), 1), 6)
                                              for p, c in zip(inputs, achieved)}}
 
-        scored = np.flatnonzero(alive & (kinds == 3))
+        scored = np.flatnonzero(alive & (kinds == KIND_CODES.index("scored")))
         pairs, used, pairing = pair_scored(table, scored, input_of)
-        kinds[scored] = 1
+        kinds[scored] = KIND_CODES.index("demonstration")  # a lone scored reply is a demonstration
         pairs = _drop_known_ids(pairs, table.column("id"), alive)
         pair_table = pa.Table.from_pylist(pairs, schema=PREFERENCE_SCHEMA)
         units = np.flatnonzero(alive)
         units = np.setdiff1d(units, used, assume_unique=True)
         full = pa.concat_tables([table, pair_table]) if pairs else table
-        unit_kind = np.concatenate([kinds[units], np.zeros(len(pairs), dtype=np.int8)])
+        unit_kind = np.concatenate([kinds[units], np.full(len(pairs), KIND_CODES.index("pair"), dtype=np.int8)])
         unit_rows = np.concatenate([units, n + np.arange(len(pairs))])
         unit_row_key = np.concatenate([row_key[units], _row_keys(pair_table.column("id"), seed)])
         codes, uniques = _group_codes(pc.take(full.column("group"), pa.array(unit_rows, type=pa.int64())))
         size = np.bincount(codes, minlength=len(uniques))
-        serves = np.stack([np.bincount(codes, weights=_SERVES[np.minimum(unit_kind, 2)][:, p], minlength=len(uniques))
-                           for p in range(3)], axis=1)
+        serves = np.stack([np.bincount(codes, weights=_SERVES[unit_kind][:, p], minlength=len(uniques))
+                           for p in range(len(PHASES))], axis=1)
         eligible = np.where((serves == size[:, None]).any(axis=1)[:, None], serves == size[:, None], serves > 0)
         phase_of_group = assign_phases(unit_floats(uniques, seed, "phase"), eligible, ratio)
         eval_of_group = unit_floats(uniques, seed, "eval") < eval_fraction
         phase = phase_of_group[codes]
-        usable = (phase >= 0) & _SERVES[np.minimum(unit_kind, 2), np.maximum(phase, 0)]
+        usable = (phase >= 0) & _SERVES[unit_kind, np.maximum(phase, 0)]
         originals = unit_rows < n
         dropped.add(unit_rows[originals & (phase < 0)], "phase_disabled", None,
                     "every phase this row's group can serve has ratio 0")

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefdata.contract.errors import PrefdataError
+from prefdata.contract.phases import NEEDS, PHASES, phase_of_split
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID
 from prefdata.storage.dataset import load, read_manifest
 
@@ -27,6 +28,19 @@ def _lengths(column: pa.ChunkedArray) -> np.ndarray:
     """Characters per value; NaN where the value is null."""
     lengths = pc.utf8_length(column).to_numpy(zero_copy_only=False)
     return np.asarray(lengths, dtype=np.float64)
+
+
+def rows_serving(table: pa.Table) -> dict[str, int]:
+    """Rows that have what each phase uses (`prefdata.contract.phases.NEEDS`): what a trainer of that phase can read."""
+    set_in = {field: pc.is_valid(table.column(field)).to_numpy(zero_copy_only=False)
+              for field in {field for needs in NEEDS.values() for field in needs}}
+    counts = {}
+    for phase in PHASES:
+        serving = np.ones(table.num_rows, dtype=bool)
+        for field in NEEDS[phase]:
+            serving &= set_in[field]
+        counts[phase] = int(serving.sum())
+    return counts
 
 
 def prompt_columns(table: pa.Table) -> tuple[np.ndarray, np.ndarray, pa.Array]:
@@ -102,6 +116,8 @@ def dataset_stats(directory: str | os.PathLike, tokenizer: str | os.PathLike | N
             "pairs": int(is_pair.sum()),
             "with_reply_only": int((~np.isnan(chosen_chars) & np.isnan(rejected_chars)).sum()),
             "prompt_only": int(np.isnan(chosen_chars).sum()),
+            "phase": phase_of_split(name),  # None unless `prefdata split` wrote it
+            "rows_serving": rows_serving(table),
             "turns": describe(turns.astype(np.float64)),
             "chars": {"prompt": describe(prompt_chars), "chosen": describe(chosen_chars),
                       "rejected": describe(rejected_chars)},

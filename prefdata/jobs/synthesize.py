@@ -27,6 +27,7 @@ from prefdata.llm.batch import DryRunEstimate, ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
+from prefdata.pipeline.records import RecordLoop, Reject
 from prefdata.pipeline.similarity import NearDuplicateIndex, tokens
 
 KINDS = ("actor", "reward", "rlhf")
@@ -38,6 +39,8 @@ _REFUSAL = re.compile(
 )
 GENERATION_ROUNDS = 10
 OVERFETCH = 1.25
+GENERATION_TEMPERATURE = 0.7  # what `LLMConfig.temperature` None means here: varied enough for new prompts
+GENERATED = "generated"  # the "file" of generated records in quarantine.jsonl and the manifest's files
 
 
 def load_seed_prompts(path: str | os.PathLike, *, format: str = "auto") -> list[str]:
@@ -109,6 +112,7 @@ def synthesize(
     the request and cost estimate)."""
     from prefdata.storage.dataset import DatasetWriter
 
+    config = config.with_default_temperature(GENERATION_TEMPERATURE)
     if kind not in KINDS:
         raise PrefdataError(f"--kind must be one of {', '.join(KINDS)}")
     if n < 1 or examples_per_request < 1 or prompts_per_request < 1:
@@ -156,16 +160,19 @@ class _Job:
         return ChatRequest.of([{"role": "user", "content": content}], self.config, seed=seed)
 
     async def run(self, writer) -> None:
+        loop = RecordLoop(writer)  # each candidate considered is one record: a row in the end, or quarantined
         async with Engine(self.config) as engine:
-            kept = await self._generate(engine, writer)
+            kept = await self._generate(engine, loop)
             if self.kind == "rlhf":
                 for prompt in kept:
-                    self._write(writer, prompt)
+                    self._write(loop, prompt)
             else:
-                await self._complete(engine, writer, kept)
+                await self._complete(engine, loop, kept)
             writer.extra["llm"] = engine.summary()
+        loop.finish()
 
-    async def _generate(self, engine: Engine, writer) -> list[str]:
+    async def _generate(self, engine: Engine, loop: RecordLoop) -> list[str]:
+        writer = loop.writer
         index = NearDuplicateIndex(self.similarity, reference_texts=self.seeds)
         for seed in self.seeds:
             index.add(seed)
@@ -189,11 +196,10 @@ class _Job:
                     if len(kept) >= self.n:
                         stats["candidates_unused"] += 1
                         continue
-                    writer.count_in()
                     problem = candidate_problem(candidate, index, min_words=self.min_words, max_words=self.max_words)
                     if problem is not None:
                         record = {"prompt": candidate, "round": round_index, "request": request_index}
-                        writer.quarantine(problem[0], problem[1], record, file="generated", index=stats["candidates"] - 1)
+                        loop.quarantine(Reject(*problem, record, file=GENERATED, index=stats["candidates"] - 1))
                         continue
                     index.add(candidate)
                     kept.append(candidate)
@@ -214,47 +220,50 @@ class _Job:
         except RequestRejected as e:
             return request_index, e
 
-    async def _complete(self, engine: Engine, writer, kept: list[str]) -> None:
+    async def _complete(self, engine: Engine, loop: RecordLoop, kept: list[str]) -> None:
         async def complete(prompt: str):
             try:
                 result = await engine.complete(self.completion_request(prompt))
             except RequestRejected as e:
-                return prompt, None, ("llm_rejected", f"the server refused the request (HTTP {e.status}): {e.message}")
+                return prompt, None, Reject("llm_rejected", f"the server refused the request (HTTP {e.status}): "
+                                            f"{e.message}", {"prompt": prompt})
             reply = result.text.strip()
             if not reply:
-                return prompt, None, ("empty_reply", "the model returned an empty completion")
+                return prompt, None, Reject("empty_reply", "the model returned an empty completion", {"prompt": prompt})
             if result.finish_reason == "length":
-                return prompt, None, ("truncated", f"the completion was cut off at --max-tokens {self.config.max_tokens}")
+                return prompt, None, Reject("truncated", "the completion was cut off at --max-tokens "
+                                            f"{self.config.max_tokens}", {"prompt": prompt})
             if is_refusal(reply):
-                return prompt, None, ("refusal", "the model refused to complete the request")
+                return prompt, None, Reject("refusal", "the model refused to complete the request", {"prompt": prompt})
             if self.kind != "reward":
                 return prompt, (reply, None), None
             user = [{"role": "user", "content": prompt}]
             value, texts = await score_pointwise(engine, self.templates["reward"], user, reply,
                                                  score_range=self.score_range)
             if value is None:
-                return prompt, None, ("judge_unparseable", f"the judge's reply is not a score, twice: {texts[-1][:200]!r}")
+                return prompt, None, Reject("judge_unparseable", "the judge's reply is not a score, twice: "
+                                            f"{texts[-1][:200]!r}", {"prompt": prompt})
             return prompt, (reply, value), None
 
         bar = progress(None, desc=f"synthesize {self.kind}: completions", total=len(kept), quiet=self.quiet, unit="row")
         position = 0
         async for prompt, done, problem in ordered_map(kept, complete, window=4 * self.config.concurrency):
             if problem is not None:
-                writer.quarantine(problem[0], problem[1], {"prompt": prompt}, file="generated", index=position)
+                loop.quarantine(problem.at(file=GENERATED, index=position))
             else:
-                self._write(writer, prompt, *done)
+                self._write(loop, prompt, *done)
             position += 1
             bar.update(1)
         bar.close()
 
-    def _write(self, writer, prompt: str, completion: str | None = None, score: float | None = None) -> None:
+    def _write(self, loop: RecordLoop, prompt: str, completion: str | None = None, score: float | None = None) -> None:
         try:
             row = make_row([{"role": "user", "content": prompt}], completion, source=f"synth/{self.kind}",
                            chosen_score=score, meta=self.meta)
         except RowError as e:
-            writer.quarantine(e.reason, str(e), {"prompt": prompt, "completion": completion}, file="generated")
+            loop.quarantine(Reject.of(e, {"prompt": prompt, "completion": completion}, file=GENERATED))
             return
-        writer.write(row, "train")
+        loop.row(row, "train", GENERATED)
 
     async def dry_run(self) -> dict[str, Any]:
         estimate = DryRunEstimate()

@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from prefdata.contract.errors import PrefdataError
-from prefdata.contract.row import ROLES, SCHEMAS, row_id, unsup_id
-from prefdata.jobs.validate import (
-    DEFAULT_MAX_ERRORS,
-    DIRECTORY,
-    Echo,
-    ValidationReport,
-    Violation,
-    check_value,
-    compiled_validator,
-)
+from prefdata.contract.errors import PrefdataError, RowError
+from prefdata.contract.row import SCHEMAS, UNSUP_SCHEMA_ID, row_id, unsup_id
+from prefdata.contract.rules import field_pointer, stored_row_errors
+from prefdata.jobs.validate_report import DEFAULT_MAX_ERRORS, DIRECTORY, Echo, ValidationReport, Violation
+from prefdata.jobs.validate_schema import check_value, compiled_validator
 from prefdata.storage.dataset import MANIFEST, QUARANTINE, file_sha256
 
 
@@ -40,10 +33,11 @@ class _Checker:
         self.out = out
         self.found = 0
 
-    def problem(self, message: str, where: str | None = None, pointer: str | None = None) -> None:
+    def problem(self, message: str, where: str | None = None, pointer: str | None = None,
+                reason: str | None = None) -> None:
         self.found += 1
-        self.report.add(Violation(f"{self.directory}/{where}" if where else str(self.directory), pointer, message),
-                        self.out)
+        self.report.add(Violation(f"{self.directory}/{where}" if where else str(self.directory), pointer, message,
+                                  reason), self.out)
 
 
 def validate_directory(path: str | os.PathLike, max_errors: int = DEFAULT_MAX_ERRORS, out: Echo | None = print,
@@ -173,8 +167,9 @@ def _check_shard(check: _Checker, split: str, shard: Mapping[str, Any], schema_i
                 for row in _stream_rows(reader, f"validate {split}", quiet):
                     problems = row_problems(row, schema_id)
                     check.report.bad_records += bool(problems)
-                    for pointer, message in problems:
-                        check.problem(message, f"{split}:{start + rows}", pointer)
+                    for error in problems:
+                        check.problem(error.message, f"{split}:{start + rows}", field_pointer(error.field),
+                                      error.reason)
                     rows += 1
     except (pa.ArrowException, OSError) as e:
         check.problem(f"unreadable Arrow data after row {rows:,}: {e}", where)
@@ -211,52 +206,16 @@ def schema_differences(actual, expected) -> list[str]:
     return found
 
 
-def row_problems(row: Mapping[str, Any], schema_id: str) -> list[tuple[str, str]]:
-    """The contract of §1 on one stored row: (JSON pointer, message) for each broken rule."""
-    problems = [(f"/{key}", "is null or empty") for key in ("id", "source") if not row.get(key)]
-    if schema_id != "prefdata.preference/1":
-        text = row.get("text")
-        if not isinstance(text, str) or not text.strip():
-            problems.append(("/text", "is null or empty"))
-        elif row.get("id") and row["id"] != unsup_id(text):
-            problems.append(("/id", f"{row['id']} is not the hash of the row's content ({unsup_id(text)}): "
-                                    "the row was edited after it was written"))
-        return problems
-    if not row.get("group"):
-        problems.append(("/group", "is null or empty"))
-    prompt = row.get("prompt") or []
-    if not prompt:
-        problems.append(("/prompt", "has no messages"))
-    for i, message in enumerate(prompt):
-        if message.get("role") not in ROLES:
-            problems.append((f"/prompt/{i}/role", f"{message.get('role')!r} is not one of {', '.join(ROLES)}"))
-        if message.get("content") is None:
-            problems.append((f"/prompt/{i}/content", "is null"))
-    if prompt and prompt[-1].get("role") != "user":
-        problems.append(("/prompt", f"must end with a user message, not {prompt[-1].get('role')!r}"))
-    chosen, rejected = row.get("chosen"), row.get("rejected")
-    for key, reply in (("chosen", chosen), ("rejected", rejected)):
-        if reply is not None and not reply.strip():
-            problems.append((f"/{key}", "is empty or only white space"))
-    if rejected is not None and chosen is None:
-        problems.append(("/chosen", "is null but rejected is set: a rejected reply needs a chosen one"))
-    if rejected is not None and rejected == chosen:
-        problems.append(("/rejected", "is identical to chosen"))
-    for key in ("chosen_score", "rejected_score"):
-        if row.get(key) is not None and not math.isfinite(row[key]):
-            problems.append((f"/{key}", f"{row[key]} is not a finite number"))
-    try:
-        meta = json.loads(row.get("meta") or "")
-        if not isinstance(meta, dict):
-            problems.append(("/meta", "is not a JSON object"))
-    except ValueError:
-        problems.append(("/meta", "is not valid JSON"))
-    if row.get("id") and prompt:
-        expected = row_id(prompt, chosen, rejected)
-        if row["id"] != expected:
-            problems.append(("/id", f"{row['id']} is not the hash of the row's content ({expected}): "
-                                    "the row was edited after it was written"))
-    return problems
+def row_problems(row: Mapping[str, Any], schema_id: str) -> list[RowError]:
+    """The row rules (`prefdata.contract.rules`) on one stored row, its id included: every rule it breaks."""
+    return stored_row_errors(row, unsup=schema_id == UNSUP_SCHEMA_ID, content_id=_content_id)
+
+
+def _content_id(row: Mapping[str, Any]) -> str:
+    """The id a stored row's content hashes to (what `make_row` or `make_unsup_row` gave it)."""
+    if "text" in row:
+        return unsup_id(row["text"])
+    return row_id(row["prompt"], row["chosen"], row["rejected"])
 
 
 def _check_counts(check: _Checker, manifest: Mapping[str, Any], split_rows: Mapping[str, int]) -> None:

@@ -9,7 +9,7 @@ assumed for an arbitrary remote model.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prefdata.contract.errors import PrefdataError
 
@@ -35,15 +35,14 @@ class Accounting:
     price_in: float = 0.0
     price_out: float = 0.0
     max_cost: float | None = None
-    requests: int = 0  # HTTP requests that completed (retries included)
+    requests: int = 0  # requests answered (each counted once, however many attempts it took)
     cached: int = 0  # results served from the cache
-    retries: int = 0
+    retries: int = 0  # requests sent again (the client's retries and re-asked malformed replies)
     failures: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     reserved: float = 0.0
     stopped: bool = False
-    by_status: dict[str, int] = field(default_factory=dict)
 
     def cost_of(self, tokens_in: int, tokens_out: int) -> float:
         return (tokens_in * self.price_in + tokens_out * self.price_out) / 1_000_000

@@ -18,16 +18,7 @@ from typing import Any
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import canonical_json
-
-CACHE_ENV = "PREFDATA_CACHE"
-
-
-def default_cache_path() -> Path:
-    """``$PREFDATA_CACHE``, else ``$XDG_CACHE_HOME/prefdata/llm.sqlite`` (``~/.cache/prefdata/llm.sqlite``)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "prefdata" / "llm.sqlite"
+from prefdata.storage.home import llm_cache_path
 
 
 def request_key(model: str, messages: Sequence[Mapping[str, str]], params: Mapping[str, Any], nonce: str = "") -> str:
@@ -86,3 +77,10 @@ class NullCache:
 
     def close(self) -> None:
         pass
+
+
+def open_cache(cache: str | os.PathLike | None) -> ResponseCache | NullCache:
+    """``None``: the shared cache (``$PREFDATA_HOME/llm.sqlite``); ``"none"``: keep nothing; else that SQLite file."""
+    if isinstance(cache, str) and cache.lower() == "none":
+        return NullCache()
+    return ResponseCache(llm_cache_path() if cache is None else cache)

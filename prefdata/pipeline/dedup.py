@@ -2,6 +2,8 @@
 
 Everything here works on whole columns (pyarrow compute + numpy) so a million rows never become Python dicts. Every
 decision is independent of row order: among duplicates the row that sorts first by content keeps its place.
+MinHash and LSH are hand-written, kept: datasketch made `split --near-dup 0.9` 4.5-5x slower and decided differently on
+the real HH rows at thresholds 0.5-0.8 (`bench/infra.py` part c).
 """
 
 from __future__ import annotations
@@ -174,38 +176,34 @@ def minhash_signatures(texts: pa.Array, *, num_perm: int = 64, ngram: int = 3, s
     return signatures
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
-
-    def find(self, x: int) -> int:
-        root = x
-        while self.parent.get(root, root) != root:
-            root = self.parent[root]
-        while x != root:
-            self.parent[x], x = root, self.parent.get(x, x)
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def near_duplicates(
     table: pa.Table, threshold: float, *, rows: np.ndarray | None = None, num_perm: int = 64, ngram: int = 3,
     chunk_rows: int = 20_000, progress=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose prompt+replies have estimated Jaccard similarity >= ``threshold`` with another row.
 
-    MinHash signatures, then LSH banding proposes candidates (no pairwise loop); a candidate is confirmed when the
-    signatures agree on at least ``threshold`` of their positions. Confirmed pairs form clusters; in each cluster the
-    row with the smallest id is kept. Returns ``(dropped, kept_for_each_dropped)`` as positions in ``rows`` (the
-    table rows to compare, taken chunk by chunk so the table is never copied whole; default: all rows).
+    `similar_pairs` finds the pairs; confirmed pairs form clusters; in each cluster the row with the smallest id is
+    kept (`keep_smallest_id`). Returns ``(dropped, kept_for_each_dropped)`` as positions in ``rows`` (default: all).
+    """
+    rows = np.arange(table.num_rows) if rows is None else np.asarray(rows, dtype=np.int64)
+    a, b = similar_pairs(table, threshold, rows=rows, num_perm=num_perm, ngram=ngram, chunk_rows=chunk_rows,
+                         progress=progress)
+    if not len(a):
+        return a, b
+    return keep_smallest_id(a, b, pc.take(table.column("id"), pa.array(rows)))
+
+
+def similar_pairs(
+    table: pa.Table, threshold: float, *, rows: np.ndarray, num_perm: int = 64, ngram: int = 3,
+    chunk_rows: int = 20_000, progress=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(a[i], b[i])`` of positions in ``rows`` whose MinHash signatures agree on >= ``threshold`` of places.
+
+    LSH banding proposes candidates (no pairwise loop); a candidate is confirmed when the signatures agree on at least
+    ``threshold`` of their positions. The table rows are taken chunk by chunk, so the table is never copied whole.
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError("threshold must be in (0, 1]")
-    rows = np.arange(table.num_rows) if rows is None else np.asarray(rows, dtype=np.int64)
     n = len(rows)
     empty = np.zeros(0, dtype=np.int64)
     if n < 2:
@@ -240,21 +238,29 @@ def near_duplicates(
     a, b = edges // n, edges % n
     agree = np.concatenate([(signatures[a[i : i + 200_000]] == signatures[b[i : i + 200_000]]).mean(axis=1) >= threshold
                             for i in range(0, len(a), 200_000)])
-    a, b = a[agree], b[agree]
+    return a[agree], b[agree]
+
+
+def keep_smallest_id(a: np.ndarray, b: np.ndarray, ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster the pairs ``(a[i], b[i])`` (positions in ``ids``); in each cluster all but the smallest id are dropped.
+
+    Returns ``(dropped, kept_for_each_dropped)``, dropped in ascending position. Clusters are scipy's connected
+    components (it replaced a hand-written union-find: same decisions, faster; `bench/infra.py` part c).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    empty = np.zeros(0, dtype=np.int64)
     if not len(a):
         return empty, empty
-    ids = table.column("id")
-    members = np.unique(np.concatenate([a, b]))
-    member_ids = pc.take(ids, pa.array(rows[members])).to_pylist()
-    rank = {int(m): r for r, m in enumerate(members[np.argsort(member_ids, kind="stable")])}
-    uf = _UnionFind()
-    for x, y in zip(a.tolist(), b.tolist()):
-        uf.union(rank[x], rank[y])
-    by_rank = {r: m for m, r in rank.items()}
-    dropped, kept = [], []
-    for m in members.tolist():
-        root = uf.find(rank[m])
-        if root != rank[m]:
-            dropped.append(m)
-            kept.append(by_rank[root])
-    return np.array(dropped, dtype=np.int64), np.array(kept, dtype=np.int64)
+    members, ends = np.unique(np.concatenate([a, b]), return_inverse=True)
+    size = len(members)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (ends[: len(a)], ends[len(a) :])), shape=(size, size))
+    _, cluster = connected_components(graph, directed=False)
+    by_id = np.argsort(np.array(pc.take(ids, pa.array(members)).to_pylist()), kind="stable")
+    first_in_id_order = np.unique(cluster[by_id], return_index=True)[1]
+    keeper = np.empty(cluster.max() + 1, dtype=np.int64)
+    keeper[cluster[by_id[first_in_id_order]]] = members[by_id[first_in_id_order]]
+    kept = keeper[cluster]
+    dropped = kept != members
+    return members[dropped].astype(np.int64), kept[dropped]

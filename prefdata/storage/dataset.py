@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import SCHEMAS
+from prefdata.storage.publish import MANIFEST, check_output_dir, publish_dir, write_json_atomic
 
-MANIFEST = "prefdata.json"
 QUARANTINE = "quarantine.jsonl"
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
 _BATCH_ROWS = 4096
@@ -118,7 +118,11 @@ class SplitWriter:
             self._writer = None
 
     def close(self) -> dict[str, Any]:
-        """Finish the shards, name them as `save_to_disk` does, write datasets' state files; return manifest info."""
+        """Finish the shards, name them as `save_to_disk` does, write datasets' state files; return manifest info.
+
+        The state files are written here, kept: `save_to_disk` re-batches the shards and leaves null fields out of
+        ``dataset_info.json``, so its output is not byte-identical (`bench/infra.py` part b).
+        """
         from datasets import DatasetInfo
 
         self._flush()
@@ -255,7 +259,7 @@ class DatasetWriter:
                 f"counts do not reconcile: {self.records_in} records in, {accounted} out, {self.quarantined} quarantined"
             )
         (self.tmp / "dataset_dict.json").write_text(json.dumps({"splits": list(splits)}), encoding="utf-8")
-        from prefdata import __version__
+        from prefdata.contract.version import __version__
 
         counts: dict[str, Any] = {"records_in": self.records_in, "rows_out": rows_out}
         if not self.count_rows_out:
@@ -281,36 +285,6 @@ class DatasetWriter:
         if not self._quarantine.closed:
             self._quarantine.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def check_output_dir(out: Path, overwrite: bool, *, marker: str = MANIFEST, what: str = "dataset") -> None:
-    """Refuse to clobber: an existing output needs ``--overwrite``, and only a directory holding ``marker`` (one that
-    prefdata wrote) is ever replaced."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise PrefdataError("exists and is not a directory", file=str(out))
-    if not overwrite:
-        raise PrefdataError("exists; pass --overwrite to replace it", file=str(out))
-    if any(out.iterdir()) and not (out / marker).exists():
-        raise PrefdataError(f"is not a prefdata {what} directory; refusing to overwrite it", file=str(out))
-
-
-def publish_dir(tmp: Path, out: Path) -> None:
-    """Move a finished temporary sibling into place, replacing an older ``out`` (already checked by the caller)."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-
-
-def write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
@@ -344,3 +318,33 @@ def iter_rows(directory: str | os.PathLike, split: str | None = None) -> Iterabl
         for batch in dataset.with_format("arrow").iter(batch_size=_BATCH_ROWS):
             for row in batch.to_pylist():
                 yield name, row
+
+
+def verify_directory(directory: str | os.PathLike, *, checksums: bool = True) -> dict[str, Any]:
+    """The manifest of ``directory`` once its shards are what the manifest says: every shard present with its size
+    (and, with ``checksums``, its sha256), and the rows of each split adding up. Raises a one-line `PrefdataError`
+    naming the first damaged shard; nothing on disk is trusted before this passes."""
+    path = Path(directory)
+    manifest = read_manifest(path)
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict):
+        raise PrefdataError("manifest has no splits", file=str(path / MANIFEST), field="splits")
+    for name, split in splits.items():
+        shards = split.get("shards") if isinstance(split, dict) else None
+        if not isinstance(shards, list) or not all(isinstance(s, dict) for s in shards):
+            raise PrefdataError("manifest lists no shards", file=str(path / MANIFEST), field=f"splits.{name}")
+        if sum(s.get("rows", 0) for s in shards) != split.get("rows"):
+            raise PrefdataError("shard rows do not add up to the split's rows", file=str(path / MANIFEST),
+                                field=f"splits.{name}")
+        for shard in shards:
+            shard_path = path / name / str(shard.get("file"))
+            try:
+                size = shard_path.stat().st_size
+            except OSError:
+                raise PrefdataError("shard is missing", file=str(shard_path)) from None
+            if size != shard.get("bytes"):
+                raise PrefdataError(f"shard is {size} bytes, the manifest says {shard.get('bytes')}: damaged",
+                                    file=str(shard_path))
+            if checksums and file_sha256(shard_path) != shard.get("sha256"):
+                raise PrefdataError("shard checksum differs from the manifest: damaged", file=str(shard_path))
+    return manifest

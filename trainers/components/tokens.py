@@ -3,21 +3,20 @@
 DeepSpeed-Chat tokenises one example per call, pads every row to the max length and pickles the lot with `torch.save`;
 every rank repeats that or loads the whole file into RAM. Here a split is tokenised with the tokenizer's batch path,
 stored unpadded as Arrow ``list<int32>`` columns in one IPC file, keyed by everything that changes the tokens, built by
-one process under a file lock while the others wait, and memory-mapped by every rank.
+one process under a `filelock` lock while the others wait, and memory-mapped by every rank.
 
 Phase layouts (one row per example):
 
 - ``sft``: ``input_ids`` (prompt + chosen reply + EOS) and ``prompt_tokens`` (how many leading tokens are prompt; the
   collator turns them into ``-100`` labels; 0 with ``train_on_prompt``). Storing the count instead of a second token
   column halves the cache; the labels are rebuilt exactly.
-- ``reward``: ``chosen_input_ids``, ``rejected_input_ids`` (each prompt + reply + EOS) and ``margin`` (``meta.margin`` or 0).
+- ``rm``: ``chosen_input_ids``, ``rejected_input_ids`` (each prompt + reply + EOS) and ``margin`` (``meta.margin`` or 0).
 - ``ppo``: ``prompt_input_ids`` (the generation prompt).
 - ``ptx``: ``input_ids`` of unsupervised text + EOS, cut into blocks of at most ``max_seq_len``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -32,24 +31,26 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from filelock import FileLock
 
 from prefdata.contract.errors import PrefdataError
+from prefdata.contract.phases import PHASES as DATA_PHASES
+from prefdata.contract.phases import serves
 from prefdata.contract.render import TEMPLATES, render
 from prefdata.contract.row import row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import read_manifest
+from prefdata.storage.home import token_cache_dir
 
 CACHE_FORMAT = 1
-PHASES = ("sft", "reward", "ppo", "ptx")
+PHASES = (*DATA_PHASES, "ptx")  # the three data phases, and unsupervised text for PPO's ptx loss
 TRUNCATION = ("drop", "left", "right")
-PHASE_SPLITS = {"sft": ("sft_train", "sft_eval"), "reward": ("rm_train", "rm_eval"), "ppo": ("ppo_train", "ppo_eval")}
-DEFAULT_CACHE_DIR = Path(os.environ.get("PREFDATA_CACHE", Path.home() / ".cache" / "prefdata")) / "tokens"
 IGNORE_INDEX = -100
 _BATCH = 1024
 _TOKENS = pa.list_(pa.int32())
 _LAYOUT = {
     "sft": pa.schema([("input_ids", _TOKENS), ("prompt_tokens", pa.int32())]),
-    "reward": pa.schema([("chosen_input_ids", _TOKENS), ("rejected_input_ids", _TOKENS), ("margin", pa.float32())]),
+    "rm": pa.schema([("chosen_input_ids", _TOKENS), ("rejected_input_ids", _TOKENS), ("margin", pa.float32())]),
     "ppo": pa.schema([("prompt_input_ids", _TOKENS)]),
     "ptx": pa.schema([("input_ids", _TOKENS)]),
 }
@@ -194,7 +195,7 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
             columns["input_ids"].extend(blocks)
         return columns
 
-    use = [r for r in rows if r.get("chosen") is not None and (spec.phase == "sft" or r.get("rejected") is not None)]
+    use = [r for r in rows if serves(r, spec.phase)]
     counts["not_for_phase"] += len(rows) - len(use)
     prompts = [enc.render(r["prompt"]) for r in use]
     prompt_ids = enc.encode(prompts)
@@ -350,20 +351,20 @@ def tokenized(
     *,
     quiet: bool = False,
 ) -> TokenCache:
-    """The cached tokens of ``split`` for ``spec``: built once under an exclusive `flock`, then memory-mapped.
+    """The cached tokens of ``split`` for ``spec``: built once under an exclusive file lock, then memory-mapped.
 
     Every process may call this at once; the first to take the lock builds, the others block on the lock and find the
-    finished entry. A shared cache dir gives one build per job, a node-local one one build per node.
+    finished entry. A shared cache dir gives one build per job, a node-local one one build per node. The default dir
+    is ``$PREFDATA_HOME/tokens``.
     """
-    cache_root = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    cache_root = Path(cache_dir) if cache_dir is not None else token_cache_dir()
     cache_root.mkdir(parents=True, exist_ok=True)
     fingerprint, tokenizer_hash = split_fingerprint(data_dir, split), tokenizer_fingerprint(tokenizer)
     key = cache_key(fingerprint, tokenizer_hash, spec)
     entry = cache_root / f"{spec.phase}-{split}-{key}"
     if (entry / "info.json").exists():
         return TokenCache(entry, built=False)
-    with open(cache_root / f"{entry.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(cache_root / f"{entry.name}.lock"):
         if (entry / "info.json").exists():
             return TokenCache(entry, built=False)
         for stale in cache_root.glob(f".{entry.name}.tmp-*"):  # a builder that died; we hold the lock, so it is dead

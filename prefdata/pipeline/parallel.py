@@ -1,7 +1,8 @@
-"""JSON Lines to rows in chunks of lines, in worker processes when the file is large.
+"""JSON Lines to rows in chunks of lines, in worker processes when the file is large: an executor, nothing more.
 
 Per-record parsing (split the transcripts, hash the row) is Python-bound; on a large file the main process only
-decompresses and writes Arrow, while workers turn chunks of raw lines into Arrow tables plus quarantine entries.
+decompresses and writes Arrow, while workers turn chunks of raw lines into Arrow tables plus `Reject`s (the one reject
+type of `prefdata.pipeline.records`, whose `RecordLoop` then writes, counts and quarantines them).
 Results come back in file order, so the output is the same byte for byte whatever the number of workers, and at most
 a few chunks are in flight, so memory stays flat however large the file.
 """
@@ -15,18 +16,34 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 
 from prefdata.contract.errors import RowError
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, SCHEMAS
+from prefdata.pipeline.records import Reject
 from prefdata.storage.readers import open_binary
 
-RowFn = Callable[[Mapping[str, Any], str], dict[str, Any]]
+PairParts = tuple[list[str], list[str], str, str, str, str]
 CHUNK_BYTES = 4 << 20  # raw (decompressed) bytes of lines handed to one worker task
 PARALLEL_MIN_BYTES = 16 << 20  # below this (on disk) worker start-up costs more than it saves
 _BOM = b"\xef\xbb\xbf"
+
+
+class RowParser(Protocol):
+    """How a source's records become rows (`prefdata.formats.hh.PAIRS`, …): a `RowError` for what cannot be one."""
+
+    def row(self, record: Mapping[str, Any], source: str) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class PairPartsParser(RowParser, Protocol):
+    """A pair parser with a columnar twin: ``pair_parts(record)`` -> ``(roles, contents, chosen, rejected, id,
+    group)``, the same checks and errors as ``row``. The Arrow columns are then built from flat lists, with no dict
+    per row or message; the table is the same either way (tests/test_hh_fast_path.py)."""
+
+    def pair_parts(self, record: Mapping[str, Any]) -> PairParts: ...
 
 
 @dataclass
@@ -35,22 +52,20 @@ class Chunk:
 
     records: int = 0
     table: pa.Table | None = None
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
 
 
-def convert_lines(lines: list[bytes], first_line: int, file: str, row_fn: RowFn, source: str, schema_id: str,
+def convert_lines(lines: list[bytes], first_line: int, file: str, parser: RowParser, source: str, schema_id: str,
                   *, block: bytes | None = None) -> Chunk:
-    """Parse raw JSONL lines (numbered from ``first_line``; line ends optional) with ``row_fn``; never raises for a
-    bad record. ``block``, if given, is the lines' bytes as read (saves joining them again).
-
-    A pair ``row_fn`` may carry a columnar twin as its ``pair_parts`` attribute (record -> ``(roles, contents, chosen,
-    rejected, id, group)``, same checks): the Arrow columns are then built from flat lists, with no dict per row or
-    message. The table is the same either way.
+    """Parse raw JSONL lines (numbered from ``first_line``; line ends optional) with ``parser``; never raises for a
+    bad record. ``block``, if given, is the lines' bytes as read (saves joining them again). A `PairPartsParser`
+    of pair rows takes the columnar path.
     """
     schema = SCHEMAS[schema_id]
-    pair_parts = getattr(row_fn, "pair_parts", None) if schema_id == PREFERENCE_SCHEMA_ID else None
+    columnar = schema_id == PREFERENCE_SCHEMA_ID and isinstance(parser, PairPartsParser)
+    pair_parts = parser.pair_parts if columnar else None
     if pair_parts is not None:
-        chunk = _convert_pairs_fast(lines, first_line, pair_parts, source, schema, block)
+        chunk = _convert_pairs_fast(lines, first_line, file, pair_parts, source, schema, block)
         if chunk is not None:
             return chunk
     columns: dict[str, list] = {name: [] for name in schema.names}
@@ -66,25 +81,25 @@ def convert_lines(lines: list[bytes], first_line: int, file: str, row_fn: RowFn,
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            chunk.quarantined.append(_entry(number, "bad_utf8", f"invalid UTF-8 at byte {e.start}",
-                                            raw.decode("utf-8", "replace")))
+            chunk.rejects.append(Reject("bad_utf8", f"invalid UTF-8 at byte {e.start}",
+                                        raw.decode("utf-8", "replace"), file=file, line=number))
             continue
         try:
             value = json.loads(text)
         except ValueError as e:
-            chunk.quarantined.append(_entry(number, "bad_json", f"invalid JSON: {e}", text))
+            chunk.rejects.append(Reject("bad_json", f"invalid JSON: {e}", text, file=file, line=number))
             continue
         if not isinstance(value, dict):
-            chunk.quarantined.append(_entry(number, "not_an_object", f"a JSON {type(value).__name__}, not an object",
-                                            value))
+            chunk.rejects.append(Reject("not_an_object", f"a JSON {type(value).__name__}, not an object", value,
+                                        file=file, line=number))
             continue
         try:
             if pair_parts is not None:
                 pairs.add(*pair_parts(value))
                 continue
-            row = row_fn(value, source)
+            row = parser.row(value, source)
         except RowError as e:
-            chunk.quarantined.append(_entry(number, e.reason, e.message, value, e.field))
+            chunk.rejects.append(Reject.of(e, value, file=file, line=number))
             continue
         for name, column in columns.items():
             column.append(row[name])
@@ -124,7 +139,8 @@ def _string_records(lines: list[bytes], block: bytes | None = None) -> list[dict
     return [dict(zip(names, row)) for row in zip(*values)]
 
 
-def _convert_pairs_fast(lines: list[bytes], first_line: int, pair_parts: Callable, source: str, schema: pa.Schema,
+def _convert_pairs_fast(lines: list[bytes], first_line: int, file: str,
+                        pair_parts: Callable[[Mapping[str, Any]], PairParts], source: str, schema: pa.Schema,
                         block: bytes | None) -> Chunk | None:
     """`convert_lines` for a ``pair_parts`` twin over `_string_records`; None to fall back to the per-line path."""
     records = _string_records(lines, block)
@@ -137,7 +153,7 @@ def _convert_pairs_fast(lines: list[bytes], first_line: int, pair_parts: Callabl
             pairs.add(*pair_parts(value))
         except RowError as e:  # the record as the line spells it (field order), as the per-line path stores it
             original = json.loads(lines[number - first_line])
-            chunk.quarantined.append(_entry(number, e.reason, e.message, original, e.field))
+            chunk.rejects.append(Reject.of(e, original, file=file, line=number))
     if pairs.ids:
         chunk.table = pairs.table(source, schema)
     return chunk
@@ -180,10 +196,6 @@ class _PairColumns:
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _entry(line: int, reason: str, message: str, record: Any, field_name: str | None = None) -> dict[str, Any]:
-    return {"line": line, "reason": reason, "message": message, "record": record, "field": field_name}
-
-
 def _blocks(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
     """The file as ``(first line number, bytes)`` blocks of about `CHUNK_BYTES` that end at a line end.
 
@@ -201,12 +213,12 @@ def _blocks(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
             first += block.count(b"\n")
 
 
-def convert_block(block: bytes, first_line: int, file: str, row_fn: RowFn, source: str, schema_id: str) -> Chunk:
+def convert_block(block: bytes, first_line: int, file: str, parser: RowParser, source: str, schema_id: str) -> Chunk:
     """`convert_lines` for a block of whole lines: the lines are split at ``\n`` exactly as `readlines` does."""
     lines = block.split(b"\n")
     if not lines[-1]:
         lines.pop()  # the block ends with a line end: no line after it
-    return convert_lines(lines, first_line, file, row_fn, source, schema_id, block=block)
+    return convert_lines(lines, first_line, file, parser, source, schema_id, block=block)
 
 
 def _quieter_gc() -> None:
@@ -222,7 +234,7 @@ def default_workers(path: str | os.PathLike) -> int:
 
 
 def convert_file(
-    path: str | os.PathLike, row_fn: RowFn, *, source: str, schema_id: str, workers: int | None = None
+    path: str | os.PathLike, parser: RowParser, *, source: str, schema_id: str, workers: int | None = None
 ) -> Iterator[Chunk]:
     """Yield the `Chunk`s of a JSONL(.gz) file in file order. ``workers=0`` converts in this process."""
     file = str(path)
@@ -230,7 +242,7 @@ def convert_file(
         workers = default_workers(path)
     if workers <= 0:
         for first, block in _blocks(path):
-            yield convert_block(block, first, file, row_fn, source, schema_id)
+            yield convert_block(block, first, file, parser, source, schema_id)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -241,7 +253,7 @@ def convert_file(
                              initializer=_quieter_gc) as pool:
         pending: deque = deque()
         for first, block in _blocks(path):
-            pending.append(pool.submit(convert_block, block, first, file, row_fn, source, schema_id))
+            pending.append(pool.submit(convert_block, block, first, file, parser, source, schema_id))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:

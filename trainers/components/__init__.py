@@ -1,0 +1,1 @@
+"""The pieces the recipes are built from, each unit-tested on its own: token cache, models, RL math."""

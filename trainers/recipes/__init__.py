@@ -1,0 +1,1 @@
+"""One file per training phase, read top to bottom; no trainer class hierarchy."""

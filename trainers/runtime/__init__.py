@@ -1,0 +1,1 @@
+"""Plumbing shared by the recipes: settings, processes, DeepSpeed config, loaders, checkpoints, metrics."""

@@ -1,0 +1,57 @@
+"""Two kinds of checkpoint: a Hugging Face folder for the result (what `from_pretrained` loads) and DeepSpeed's own
+for resuming (optimizer state, step counters)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prefdata.contract.errors import PrefdataError
+from trainers.runtime.distributed import barrier
+from trainers.runtime.ds_config import zero_stage_of
+
+
+def unwrap(engine_or_module: Any) -> Any:
+    """The transformers model inside a DeepSpeed engine (and inside the value-model wrapper)."""
+    module = getattr(engine_or_module, "module", engine_or_module)
+    return getattr(module, "model", module) if type(module).__name__ == "_ValueModel" else module
+
+
+def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int) -> None:
+    """Write a `from_pretrained` checkpoint (model + tokenizer) into ``out``: gathered under ZeRO-3, written by rank 0
+    into a temporary folder, then moved into place file by file."""
+    import deepspeed
+
+    model = unwrap(engine)
+    if zero_stage_of(engine) == 3:
+        with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if rank == 0 else None
+    else:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if rank == 0 else None
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".hf-tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, state_dict=state)
+        tokenizer.save_pretrained(tmp)
+        for path in tmp.iterdir():
+            os.replace(path, out / path.name)
+        tmp.rmdir()
+    barrier()
+
+
+def save_resume_point(engine: Any, directory: Path, step: int, micro_steps: int) -> None:
+    """DeepSpeed's checkpoint, tagged by step, with the counters a resumed run needs to skip what is done."""
+    engine.save_checkpoint(str(directory), tag=f"step-{step}", client_state={"step": step, "micro_steps": micro_steps})
+
+
+def load_resume_point(engine: Any, directory: Path) -> tuple[int, int]:
+    """(optimizer steps, micro-batches) already done, from DeepSpeed's latest checkpoint; (0, 0) if there is none."""
+    if not (directory / "latest").exists():
+        return 0, 0
+    path, client = engine.load_checkpoint(str(directory))
+    if path is None:
+        raise PrefdataError("cannot load the latest checkpoint", file=str(directory))
+    return int(client["step"]), int(client["micro_steps"])
