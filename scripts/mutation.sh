@@ -4,7 +4,7 @@
 #   scripts/mutation.sh TARGET [TARGET...]       TARGET = path/to/module.py[:function-glob]
 #   scripts/mutation.sh --list                   the targets this script knows, with the tests each runs
 #
-# e.g.  scripts/mutation.sh prefdata/contract/row.py prefdata/jobs/export.py:to_chatllama 'trainers/ppo.py:*loss'
+# e.g.  scripts/mutation.sh prefdata/contract/row.py prefdata/jobs/export.py:to_chatllama 'trainers/components/rl.py:*loss'
 #
 # Each target runs in a scratch copy of the working tree (tracked and untracked files, uncommitted edits included),
 # so the checkout is never mutated and two runs never share state. Only the test files mapped to the module below
@@ -27,18 +27,21 @@ OUT=$(mkdir -p "${MUTATION_OUT:-$ROOT/build/mutation}" && cd "${MUTATION_OUT:-$R
 
 # module (glob) -> the test files that pin its behaviour; the first matching line wins.
 TEST_MAP='
-prefdata/contract/row.py        tests/test_row.py tests/test_mutants_row.py tests/test_formats.py tests/test_hh.py tests/test_store.py
-prefdata/contract/render.py     tests/test_render.py tests/test_formats.py
-prefdata/contract/phases.py     tests/test_split.py tests/test_export.py tests/test_mutants_export.py
-prefdata/contract/*             tests/test_row.py tests/test_render.py tests/test_formats.py
+prefdata/contract/row.py        tests/test_row.py tests/test_mutants_row.py tests/test_contract_units.py tests/test_formats.py tests/test_store.py
+prefdata/contract/rules.py      tests/test_mutants_row.py tests/test_contract_rules.py tests/test_contract_units.py tests/test_row.py
+prefdata/contract/render.py     tests/test_render.py tests/test_contract_units.py tests/test_formats.py
+prefdata/contract/phases.py     tests/test_contract_phases.py tests/test_mutants_export.py tests/test_split.py
+prefdata/contract/*             tests/test_row.py tests/test_contract_units.py tests/test_render.py tests/test_formats.py
 prefdata/formats/hh.py          tests/test_hh.py tests/test_hh_fast_path.py tests/test_formats.py
 prefdata/formats/shp.py         tests/test_shp.py tests/test_mutants_quarantine.py
-prefdata/formats/*              tests/test_formats.py
+prefdata/formats/*              tests/test_formats.py tests/test_contract_units.py
 prefdata/pipeline/dedup.py      tests/test_dedup.py tests/test_split.py
-prefdata/pipeline/chunks.py     tests/test_hh.py tests/test_hh_fast_path.py tests/test_readers.py tests/test_shp.py
+prefdata/pipeline/records.py    tests/test_records.py tests/test_mutants_quarantine.py tests/test_bad_input.py
+prefdata/pipeline/parallel.py   tests/test_hh_fast_path.py tests/test_records.py tests/test_hh.py
 prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
 prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
-trainers/data.py                tests/test_tokenize_cache.py tests/test_trainers.py
+trainers/components/rl.py       tests/test_rl_math.py
+trainers/components/tokens.py   tests/test_tokenize_cache.py
 trainers/*                      tests/test_trainers.py
 '
 

@@ -1,7 +1,7 @@
 """The row contract's refusals and ids, pinned where mutation testing (scripts/mutation.sh) found them unchecked.
 
-Every refusal is checked whole: reason code, field and message, since all three reach `quarantine.jsonl` and the
-user. Ids are recomputed here from the contract's definition (sha256 of the canonical JSON), including the inputs
+Every refusal is checked whole: reason code, field and message (types named as JSON names them), since all three
+reach `quarantine.jsonl` and the user. Ids are recomputed here from the contract's definition (sha256 of the canonical JSON), including the inputs
 that take the generic encoding path (control characters) and rows without replies (``null``).
 """
 
@@ -37,24 +37,24 @@ EMPTY_USERS = [{"role": "user", "content": " \n"}, {"role": "assistant", "conten
 MAKE_ROW_REFUSALS = [
     ([], "a", "b", {}, ("empty_prompt", "prompt", "the prompt has no messages")),
     ((), "a", "b", {}, ("empty_prompt", "prompt", "the prompt has no messages")),  # any sequence, read as a list
-    ("q", "a", "b", {}, ("schema_violation", "prompt[0]", "message 0 is str, not an object")),
-    ([*Q, "hi"], "a", "b", {}, ("schema_violation", "prompt[1]", "message 1 is str, not an object")),
-    ([*Q, ["user", "hi"]], "a", "b", {}, ("schema_violation", "prompt[1]", "message 1 is list, not an object")),
+    ("q", "a", "b", {}, ("schema_violation", "prompt[0]", "message 0 is a string, not an object")),
+    ([*Q, "hi"], "a", "b", {}, ("schema_violation", "prompt[1]", "message 1 is a string, not an object")),
+    ([*Q, ["user", "hi"]], "a", "b", {}, ("schema_violation", "prompt[1]", "message 1 is a list, not an object")),
     ([{"role": "bot", "content": "hi"}], "a", "b", {},
      ("bad_role", "prompt[0].role", "role 'bot' is not one of system, user, assistant")),
     ([{"role": "user", "content": 7}], "a", "b", {},
-     ("schema_violation", "prompt[0].content", "content is int, not a string")),
+     ("schema_violation", "prompt[0].content", "content is a number, not a string")),
     ([*Q, {"role": "assistant", "content": "Oak."}], "a", "b", {},
      ("prompt_not_ending_with_user", "prompt", "the prompt must end with a user message")),
     (EMPTY_USERS, "a", "b", {}, ("empty_prompt", "prompt", "every user message in the prompt is empty")),
-    (Q, 3, "b", {}, ("schema_violation", "chosen", "is int, not a string")),
-    (Q, "a", ["b"], {}, ("schema_violation", "rejected", "is list, not a string")),
+    (Q, 3, "b", {}, ("schema_violation", "chosen", "is a number, not a string")),
+    (Q, "a", ["b"], {}, ("schema_violation", "rejected", "is a list, not a string")),
     (Q, "  ", "b", {}, ("empty_reply", "chosen", "the reply is empty")),
     (Q, "a", "", {}, ("empty_reply", "rejected", "the reply is empty")),
     (Q, None, "b", {}, ("missing_field", "chosen", "a rejected reply needs a chosen reply")),
     (Q, "same", "same", {}, ("identical_pair", "rejected", "chosen and rejected are identical")),
-    (Q, "a", "b", {"chosen_score": "high"}, ("schema_violation", "chosen_score", "is str, not a number")),
-    (Q, "a", "b", {"rejected_score": True}, ("schema_violation", "rejected_score", "is bool, not a number")),
+    (Q, "a", "b", {"chosen_score": "high"}, ("schema_violation", "chosen_score", "is a string, not a number")),
+    (Q, "a", "b", {"rejected_score": True}, ("schema_violation", "rejected_score", "is a boolean, not a number")),
     (Q, "a", "b", {"rejected_score": float("-inf")}, ("schema_violation", "rejected_score", "is not a finite number")),
     (Q, "a", "b", {"chosen_score": float("inf")}, ("schema_violation", "chosen_score", "is not a finite number")),
     (Q, "a", "b", {"chosen_score": float("nan")}, ("schema_violation", "chosen_score", "is not a finite number")),
@@ -95,7 +95,7 @@ def test_row_from_turns_is_the_whole_row():
 
 
 def test_unsup_refusals_and_id():
-    assert refusal(lambda: make_unsup_row(42, source="t")) == ("schema_violation", "text", "is int, not a string")
+    assert refusal(lambda: make_unsup_row(42, source="t")) == ("schema_violation", "text", "is a number, not a string")
     assert refusal(lambda: make_unsup_row(" \n", source="t")) == ("empty_text", "text", "the text is empty")
     assert make_unsup_row("Once upon a time.", source="t")["id"] == sha16(["unsup", "Once upon a time."])
 
