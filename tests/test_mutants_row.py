@@ -117,3 +117,12 @@ def test_ids_are_the_canonical_sha256_for_every_kind_of_text(text):
 def test_a_read_only_mapping_is_a_message():
     prompt = [MappingProxyType({"role": "user", "content": "Name a tree."})]
     assert make_row(prompt, "Oak.", source="t")["prompt"] == Q
+
+
+@pytest.mark.parametrize("build", [
+    lambda: make_row([{"role": "user", "content": "a\ud800b"}], "Oak.", source="t"),
+    lambda: make_row(Q, "Oak.", meta={"note": "\ud800"}, source="t"),
+    lambda: make_unsup_row("text \ud800", source="t"),
+])
+def test_a_lone_surrogate_is_refused_naming_the_character(build):
+    assert refusal(build) == ("bad_unicode", None, "contains an unpaired surrogate ('\\ud800'), which is not valid text")
