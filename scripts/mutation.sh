@@ -28,7 +28,7 @@ OUT=$(mkdir -p "${MUTATION_OUT:-$ROOT/build/mutation}" && cd "${MUTATION_OUT:-$R
 # module (glob) -> the test files that pin its behaviour; the first matching line wins.
 TEST_MAP='
 prefdata/contract/row.py        tests/test_row.py tests/test_mutants_row.py tests/test_contract_units.py tests/test_formats.py tests/test_store.py
-prefdata/contract/rules.py      tests/test_mutants_row.py tests/test_contract_rules.py tests/test_contract_units.py tests/test_row.py
+prefdata/contract/rules.py      tests/test_mutants_rules.py tests/test_mutants_row.py tests/test_contract_rules.py tests/test_contract_units.py tests/test_row.py
 prefdata/contract/render.py     tests/test_render.py tests/test_contract_units.py tests/test_formats.py
 prefdata/contract/phases.py     tests/test_contract_phases.py tests/test_mutants_export.py tests/test_split.py
 prefdata/contract/*             tests/test_row.py tests/test_contract_units.py tests/test_render.py tests/test_formats.py
