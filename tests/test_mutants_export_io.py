@@ -145,3 +145,31 @@ def test_a_failed_push_is_one_line_naming_the_repo(source, tmp_path, monkeypatch
     message, field, _ = refusal(lambda: export_dataset(source, tmp_path / "out", format="jsonl", push_to_hub="me/x",
                                                        quiet=True))
     assert (message, field) == (f"push to me/x failed: {shown}", "push_to_hub")
+
+
+def test_refusals_of_a_second_export_and_of_pushing_chatllama(source, tmp_path):
+    export_dataset(source, tmp_path / "out", format="jsonl", quiet=True)
+    assert refusal(lambda: export_dataset(source, tmp_path / "out", format="jsonl")) == (
+        "exists; pass --overwrite to replace it", None, str(tmp_path / "out"))
+    assert refusal(lambda: export_dataset(source, tmp_path / "cl", format="chatllama", push_to_hub="me/data")) == (
+        "--push-to-hub works with trl, jsonl and parquet, not chatllama", "push_to_hub", None)
+
+
+def test_chatllama_renders_a_conversation_and_needs_both_scores(tmp_path):
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi."},
+                    {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Name a tree."}]
+    half_scored = make_row(conversation, "Oak.", "Rock.", source="custom/t", chosen_score=7.0)
+    source = write_dataset(tmp_path / "in", {"rm_train": [half_scored]})
+    export_dataset(source, tmp_path / "cl", format="chatllama", quiet=True)
+    asked = "Be brief.\n\nHuman: Hi.\n\nAssistant: Hello.\n\nHuman: Name a tree.\n\nAssistant:"
+    assert json.loads((tmp_path / "cl" / "reward_training_data.json").read_text(encoding="utf-8")) == [
+        {"user_input": asked, "completion": "Oak.", "score": 1.0},
+        {"user_input": asked, "completion": "Rock.", "score": 0.0}]
+
+
+def test_a_split_named_eval_goes_to_the_eval_file_and_the_summary_counts_rows(tmp_path):
+    source = write_dataset(tmp_path / "in", {"train": [pair(1), pair(2)], "eval": [pair(3)]})
+    report = export_dataset(source, tmp_path / "ds", format="dschat", quiet=True)
+    assert {name: info["file"] for name, info in report["splits"].items()} == {
+        "train": "rm/train.json", "eval": "rm/eval.json"}
+    assert export.export_summary(report, "OUT") == "exported 3 rows (eval 1, train 2) as dschat to OUT"  # splits in name order
