@@ -9,8 +9,13 @@ per request is reported. Concurrency 1 is measured on fewer requests (2,000 at 1
 achieved requests/s next to the ideal the limit allows. The tpm case is a judge's load: ~100-token prompts,
 ``max_tokens`` 512 reserved, one-token replies (the server answers a score).
 
+``--retry-pacing`` checks that retries keep to ``--rpm``: the server answers a random ``--error-rate`` of all attempts
+with 429 (``retry-after-ms: 1``, so the client would retry at once), and the attempts it received per minute are
+counted on its own clock, next to the limit.
+
     python bench/llm_throughput.py [--requests 2000] [--latency 0.1] [--serial-requests 100]
     python bench/llm_throughput.py --pacing [--requests 300] [--rate 60]
+    python bench/llm_throughput.py --retry-pacing [--rpm 300] [--error-rate 0.2] [--paced-requests 100]
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ import asyncio  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from fake_openai_server import spawn  # noqa: E402
+from fake_openai_server import FakeOpenAI, spawn  # noqa: E402
 
 from prefdata.llm import engine as engine_module  # noqa: E402
 from prefdata.llm.batch import ordered_map  # noqa: E402
@@ -136,6 +142,32 @@ def pacing(args: argparse.Namespace) -> None:
         print(f"| {name} | {limit} | {value:,.0f} | {achieved:,.1f} | {ideal:,.0f} | {achieved / ideal:.0%} |")
 
 
+def retry_pacing(args: argparse.Namespace) -> None:
+    """Attempts per minute that reach the server under --rpm when a share of them is refused with 429."""
+    chance = random.Random(0)
+    refused = {"status": 429, "retry_after_ms": 1}
+    with FakeOpenAI(latency=args.latency, rules=[(lambda body: chance.random() < args.error_rate, refused)]) as server:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = LLMConfig(model="bench", base_url=server.url, concurrency=16, rpm=args.rpm, max_retries=20,
+                               cache=str(Path(tmp) / "cache.sqlite"))
+            batch = [ChatRequest.of([{"role": "user", "content": f"paced request {i}"}], config)
+                     for i in range(args.paced_requests)]
+
+            async def run() -> None:
+                async with Engine(config) as engine:
+                    async for _ in ordered_map(batch, engine.complete, window=64):
+                        pass
+
+            asyncio.run(run())
+        arrivals = sorted(r["t_start"] for r in server.requests)
+    per_minute = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) * 60
+    refused_count = sum(r["status"] == 429 for r in server.requests)
+    print("\n| --rpm | 429 share | requests | attempts (429s) | attempts/min on the server's clock | % of --rpm |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    print(f"| {args.rpm:g} | {args.error_rate:.0%} | {args.paced_requests} | {len(arrivals)} ({refused_count}) "
+          f"| {per_minute:.0f} | {per_minute / args.rpm:.0%} |")
+
+
 def _tokens_per_request(base_url: str, prompt: str, cache: Path) -> int:
     async def probe() -> int:
         config = LLMConfig(model="bench", base_url=base_url, cache=str(cache), max_tokens=512)
@@ -158,9 +190,16 @@ def main() -> None:
     parser.add_argument("--pacing", action="store_true", help="measure the rpm/tpm limiters instead")
     parser.add_argument("--rate", type=float, default=60.0,
                         help="--pacing: the limit in requests/s (kept well below what the CPU allows)")
+    parser.add_argument("--retry-pacing", action="store_true", help="count attempts per minute under --rpm with 429s")
+    parser.add_argument("--rpm", type=float, default=300.0, help="--retry-pacing: the limit")
+    parser.add_argument("--error-rate", type=float, default=0.2, help="--retry-pacing: share of attempts refused")
+    parser.add_argument("--paced-requests", type=int, default=100, help="--retry-pacing: requests sent")
     args = parser.parse_args()
     if args.pacing:
         pacing(args)
+        return
+    if args.retry_pacing:
+        retry_pacing(args)
         return
     server, base_url = spawn(args.latency)
     rows = []

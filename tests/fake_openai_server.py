@@ -11,7 +11,9 @@ client's wall clock. Behaviour is scripted per test:
 - ``latency``: seconds to wait before answering every request.
 - ``script``: a list of actions consumed one per request before the default behaviour, each a dict such as
   ``{"status": 429, "retry_after": 1}``, ``{"status": 500, "retry_after_ms": 1}``, ``{"hang": 5}``,
-  ``{"malformed": True}``, ``{"text": "not a number"}``.
+  ``{"malformed": True}``, ``{"text": "not a number"}``, ``{"usage": [1, 2]}`` (what the reply carries as ``usage``),
+  ``{"status": 401, "echo_auth": True}`` (the error message quotes the request's Authorization header, as some
+  servers and proxies do).
 - ``rules``: ``[(predicate(body) -> bool, action)]`` applied to every matching request (always, not consumed).
 
 Run standalone (the benchmark does, so the server's CPU is not the client's): ``python tests/fake_openai_server.py
@@ -158,13 +160,17 @@ class FakeOpenAI:
         if "status" in action and action["status"] != 200:
             extra = {header: str(action[key]) for key, header in (("retry_after", "retry-after"),
                                                                   ("retry_after_ms", "retry-after-ms")) if key in action}
-            await self._write(writer, entry, action["status"], {"error": {"message": "scripted error"}}, extra)
+            message = f"Incorrect API key provided: {entry['auth']}" if action.get("echo_auth") else "scripted error"
+            await self._write(writer, entry, action["status"], {"error": {"message": message}}, extra)
             return
         if action.get("malformed"):
             await self._write(writer, entry, 200, b'{"id": "x", "choices": [ {"message": ', {})
             return
         text = action["text"] if "text" in action else self.reply(body)
-        await self._write(writer, entry, 200, _completion(path, body, text))
+        completion = _completion(path, body, text)
+        if "usage" in action:
+            completion["usage"] = action["usage"]
+        await self._write(writer, entry, 200, completion)
 
     async def _write(self, writer: asyncio.StreamWriter, entry: dict[str, Any], status: int, payload: Any,
                      extra: dict[str, str] | None = None) -> None:

@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from fake_openai_server import FakeOpenAI
 from support import hh_rows, write_dataset  # noqa: F401  (re-exported for the tests that import them here)
 
+from prefdata.llm.engine import ChatRequest, LLMConfig
+
 SECRET = "sk-test-5d1c0a9e-never-write-me-7f3b"
+
+
+def engine_config(server: FakeOpenAI, tmp_path: Path, **overrides: Any) -> LLMConfig:
+    """Engine settings for the engine-level tests: a short timeout, few retries, a cache in ``tmp_path``."""
+    settings = {"model": "fake-model", "base_url": server.url, "cache": str(tmp_path / "cache.sqlite"),
+                "timeout": 5.0, "max_retries": 3, "concurrency": 4, "max_tokens": 16}
+    return LLMConfig(**{**settings, **overrides})
+
+
+def numbered_requests(cfg: LLMConfig, count: int) -> list[ChatRequest]:
+    return [ChatRequest.of([{"role": "user", "content": f"question number {i}"}], cfg) for i in range(count)]
+
+
+def prefdata_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "prefdata.cli", *args]
+
+
+def env_for(server: FakeOpenAI) -> dict[str, str]:
+    """The environment of a CLI run against ``server``, holding the test key (and no other OPENAI_/PREFDATA_ setting)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFDATA_"))}
+    return {**env, "OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": server.url}
 
 
 def last_content(body: dict[str, Any]) -> str:

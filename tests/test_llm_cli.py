@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 from fake_openai_server import FakeOpenAI
-from llm_support import SECRET, fake_model, hh_rows, write_dataset, written_files
+from llm_support import SECRET, env_for, fake_model, hh_rows, prefdata_cmd, write_dataset, written_files
 
 from prefdata.llm.cache import ResponseCache, request_key
 from prefdata.storage.dataset import iter_rows
@@ -20,15 +18,6 @@ from prefdata.storage.dataset import iter_rows
 @pytest.fixture(scope="module")
 def rows(hh_harmless_test):
     return hh_rows(hh_harmless_test, 24)
-
-
-def prefdata_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "prefdata.cli", *args]
-
-
-def env_for(server: FakeOpenAI) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFDATA_"))}
-    return {**env, "OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": server.url}
 
 
 def body_key(body: dict) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
 from fake_openai_server import FakeOpenAI
+from llm_support import engine_config, numbered_requests
 
 from prefdata.llm.accounting import BudgetExceeded
 from prefdata.llm.batch import ordered_map
@@ -18,17 +20,6 @@ from prefdata.llm.engine import (
     RequestFailed,
     RequestRejected,
 )
-
-
-def config(server: FakeOpenAI, tmp_path, **overrides) -> LLMConfig:
-    settings = {"model": "fake-model", "base_url": server.url, "cache": str(tmp_path / "cache.sqlite"),
-                "timeout": 5.0, "max_retries": 3, "concurrency": 4, "max_tokens": 16}
-    settings.update(overrides)
-    return LLMConfig(**settings)
-
-
-def requests_for(cfg: LLMConfig, count: int) -> list[ChatRequest]:
-    return [ChatRequest.of([{"role": "user", "content": f"question number {i}"}], cfg) for i in range(count)]
 
 
 def run_all(cfg: LLMConfig, requests: list[ChatRequest]):
@@ -47,12 +38,12 @@ def server():
 
 
 def test_results_come_back_in_order_with_usage_and_are_cached(server, tmp_path):
-    cfg = config(server, tmp_path)
-    results, engine = run_all(cfg, requests_for(cfg, 12))
+    cfg = engine_config(server, tmp_path)
+    results, engine = run_all(cfg, numbered_requests(cfg, 12))
     assert [r.text for r in results] == [f"echo: question number {i}" for i in range(12)]
     assert engine.accounting.requests == 12 and engine.accounting.tokens_in > 0
     assert all(r["body"]["model"] == "fake-model" and r["body"]["max_tokens"] == 16 for r in server.requests)
-    again, engine2 = run_all(cfg, requests_for(cfg, 12))
+    again, engine2 = run_all(cfg, numbered_requests(cfg, 12))
     assert [r.text for r in again] == [r.text for r in results]
     assert engine2.accounting.cached == 12 and engine2.accounting.requests == 0
     assert len(server.requests) == 12
@@ -60,8 +51,8 @@ def test_results_come_back_in_order_with_usage_and_are_cached(server, tmp_path):
 
 def test_429_retry_after_is_honoured(server, tmp_path):
     server.script = [{"status": 429, "retry_after": 1}]
-    cfg = config(server, tmp_path, concurrency=1)
-    results, engine = run_all(cfg, requests_for(cfg, 1))
+    cfg = engine_config(server, tmp_path, concurrency=1)
+    results, engine = run_all(cfg, numbered_requests(cfg, 1))
     assert results[0].text == "echo: question number 0"
     first, second = server.requests
     assert (first["status"], second["status"]) == (429, 200) and second["attempt"] == 1
@@ -73,8 +64,8 @@ def test_429_retry_after_is_honoured(server, tmp_path):
 
 def test_500_and_malformed_json_are_retried(server, tmp_path):
     server.script = [{"status": 500, "retry_after_ms": 1}, {"malformed": True}, {"status": 503, "retry_after_ms": 1}]
-    cfg = config(server, tmp_path, concurrency=1)
-    results, engine = run_all(cfg, requests_for(cfg, 2))
+    cfg = engine_config(server, tmp_path, concurrency=1)
+    results, engine = run_all(cfg, numbered_requests(cfg, 2))
     assert [r.text for r in results] == ["echo: question number 0", "echo: question number 1"]
     assert [r["status"] for r in server.requests] == [500, 200, 503, 200, 200]
     assert engine.accounting.retries == 3 and engine.accounting.requests == 2
@@ -82,8 +73,8 @@ def test_500_and_malformed_json_are_retried(server, tmp_path):
 
 def test_a_hung_request_times_out_and_is_retried(server, tmp_path):
     server.script = [{"hang": 60}]
-    cfg = config(server, tmp_path, concurrency=1, timeout=0.3)
-    results, engine = run_all(cfg, requests_for(cfg, 1))
+    cfg = engine_config(server, tmp_path, concurrency=1, timeout=0.3)
+    results, engine = run_all(cfg, numbered_requests(cfg, 1))
     assert results[0].text == "echo: question number 0"
     hung, retry = server.requests
     assert hung["t_reply"] is None  # the client gave up on it: it has still not been answered
@@ -93,35 +84,35 @@ def test_a_hung_request_times_out_and_is_retried(server, tmp_path):
 
 def test_retries_are_bounded_and_the_error_is_one_clear_line(server, tmp_path):
     server.script = [{"status": 500, "retry_after_ms": 1}] * 10
-    cfg = config(server, tmp_path, concurrency=1, max_retries=2)
+    cfg = engine_config(server, tmp_path, concurrency=1, max_retries=2)
     with pytest.raises(RequestFailed, match="last: HTTP 500") as failed:
-        run_all(cfg, requests_for(cfg, 1))
+        run_all(cfg, numbered_requests(cfg, 1))
     assert "\n" not in str(failed.value)
     assert [r["attempt"] for r in server.requests] == [0, 1, 2]
     server.script = [{"status": 500}] * 10
-    cfg = config(server, tmp_path, concurrency=1, max_retries=50, max_retry_time=0.2)
+    cfg = engine_config(server, tmp_path, concurrency=1, max_retries=50, max_retry_time=0.2)
     with pytest.raises(RequestFailed, match="max-retry-time 0.2s"):
-        run_all(cfg, requests_for(cfg, 1))
-    assert len(server.requests) == 3 + 1  # the client's first backoff (>= 0.375 s) outlasts --max-retry-time
+        run_all(cfg, numbered_requests(cfg, 1))
+    assert len(server.requests) == 3 + 1  # the engine's first backoff (>= 0.375 s) outlasts --max-retry-time
 
 
 def test_malformed_replies_are_asked_again_up_to_max_retries(server, tmp_path):
     server.script = [{"malformed": True}] * 5
-    cfg = config(server, tmp_path, concurrency=1, max_retries=2)
+    cfg = engine_config(server, tmp_path, concurrency=1, max_retries=2)
     with pytest.raises(RequestFailed, match="malformed reply"):
-        run_all(cfg, requests_for(cfg, 1))
+        run_all(cfg, numbered_requests(cfg, 1))
     assert len(server.requests) == 3
 
 
 def test_auth_errors_stop_at_once_and_bad_requests_are_per_record(server, tmp_path):
     server.script = [{"status": 401}]
-    cfg = config(server, tmp_path)
+    cfg = engine_config(server, tmp_path)
     with pytest.raises(RequestFailed, match="OPENAI_API_KEY"):
-        run_all(cfg, requests_for(cfg, 1))
+        run_all(cfg, numbered_requests(cfg, 1))
     assert len(server.requests) == 1
     server.script = [{"status": 400}]
     with pytest.raises(RequestRejected):
-        run_all(cfg, requests_for(cfg, 1))
+        run_all(cfg, numbered_requests(cfg, 1))
 
 
 class ManualClock:
@@ -134,11 +125,12 @@ class ManualClock:
     def now(self) -> float:
         return self.time
 
-    async def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """Time moves when the sleep is asked for, as a real sleep's deadline is set then (not when it is awaited)."""
         wake = self.time + seconds
         self.wakes.append(wake)
         self.time = max(self.time, wake)
-        await asyncio.sleep(0)
+        return asyncio.sleep(0)
 
     def clock(self) -> Clock:
         return Clock(now=self.now, sleep=self.sleep)
@@ -147,7 +139,7 @@ class ManualClock:
 def pacer_wakes(server: FakeOpenAI, tmp_path, requests: int, **settings) -> list[float]:
     """Send ``requests`` through an engine on a manual clock; the times at which its pacers let them go."""
     clock = ManualClock()
-    cfg = config(server, tmp_path, max_tokens=16, **settings)
+    cfg = engine_config(server, tmp_path, max_tokens=16, **settings)
     batch = [ChatRequest.of([{"role": "user", "content": "x" * 48}], cfg, seed=i) for i in range(requests)]
 
     async def main():
@@ -162,6 +154,20 @@ def pacer_wakes(server: FakeOpenAI, tmp_path, requests: int, **settings) -> list
 def test_rpm_limit_spaces_requests_evenly(server, tmp_path):
     # 120 rpm: one request per 0.5 s. The first goes at once, then evenly spaced: not a burst.
     assert pacer_wakes(server, tmp_path, 5, concurrency=8, rpm=120) == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_retries_take_their_own_turn_of_the_rpm_schedule(server, tmp_path):
+    # Two of the five requests are told to retry at once (429, retry-after-ms 1): seven attempts, each one a turn.
+    server.script = [{"status": 429, "retry_after_ms": 1}] * 2
+    assert pacer_wakes(server, tmp_path, 5, concurrency=8, rpm=120) == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+
+
+def test_a_server_asking_for_too_long_a_wait_stops_the_run(server, tmp_path):
+    server.script = [{"status": 429, "retry_after": 3600}]
+    cfg = engine_config(server, tmp_path, concurrency=1)
+    with pytest.raises(RequestFailed, match="HTTP 429"):
+        run_all(cfg, numbered_requests(cfg, 3))
+    assert len(server.requests) == 1
 
 
 def test_tpm_limit_spaces_requests_by_their_reserved_tokens(server, tmp_path):
@@ -179,9 +185,9 @@ def test_tpm_charges_what_replies_really_use(server, tmp_path):
 
 def test_max_cost_is_a_hard_stop_and_completed_work_is_kept(server, tmp_path):
     # 1 currency unit per token in and out; each request reserves about 10 in + 16 out = 26.
-    cfg = config(server, tmp_path, concurrency=2, price_in=1_000_000, price_out=1_000_000, max_cost=100)
+    cfg = engine_config(server, tmp_path, concurrency=2, price_in=1_000_000, price_out=1_000_000, max_cost=100)
     with pytest.raises(BudgetExceeded, match="max-cost"):
-        run_all(cfg, requests_for(cfg, 20))
+        run_all(cfg, numbered_requests(cfg, 20))
     sent = len(server.requests)
     assert 1 <= sent < 20
     charged = [r for r in server.requests if r["status"] == 200]
@@ -191,7 +197,7 @@ def test_max_cost_is_a_hard_stop_and_completed_work_is_kept(server, tmp_path):
     assert len(cache) == sent  # every completed request was kept
     cache.close()
     cfg.max_cost = None
-    results, engine = run_all(cfg, requests_for(cfg, 20))
+    results, engine = run_all(cfg, numbered_requests(cfg, 20))
     assert engine.accounting.cached == sent and engine.accounting.requests == 20 - sent
     assert len(server.requests) == 20
 

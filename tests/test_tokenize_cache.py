@@ -17,14 +17,8 @@ from prefdata.contract.errors import PrefdataError  # noqa: E402
 from prefdata.contract.render import render  # noqa: E402
 from prefdata.contract.row import make_row  # noqa: E402
 from prefdata.storage.dataset import DatasetWriter  # noqa: E402
-from trainers.components.tokens import (  # noqa: E402
-    IGNORE_INDEX,
-    TokenizeSpec,
-    collate_pairs,
-    collate_prompts,
-    collate_sft,
-    tokenized,
-)
+from trainers.components.collate import IGNORE_INDEX, collate_pairs, collate_prompts, collate_sft  # noqa: E402
+from trainers.components.tokens import TokenizeSpec, tokenized  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import trainer_helpers as helpers  # noqa: E402

@@ -41,7 +41,8 @@ def _metrics(out: Path) -> list[dict]:
 def test_sft_loss_falls_eval_perplexity_improves_and_checkpoint_reloads(workdir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainers.components.tokens import TokenizeSpec, collate_sft, tokenized
+    from trainers.components.collate import collate_sft
+    from trainers.components.tokens import TokenizeSpec, tokenized
     from trainers.recipes.sft import SFTConfig, train_sft
 
     out = workdir / "sft"
@@ -68,8 +69,9 @@ def test_sft_loss_falls_eval_perplexity_improves_and_checkpoint_reloads(workdir)
 def test_reward_model_ranks_unseen_pairs_zero2_bf16(workdir):
     from transformers import AutoModelForSequenceClassification
 
+    from trainers.components.collate import collate_pairs
     from trainers.components.models import ValueModel, last_token_scores
-    from trainers.components.tokens import TokenizeSpec, collate_pairs, tokenized
+    from trainers.components.tokens import TokenizeSpec, tokenized
     from trainers.recipes.reward import RewardConfig, train_reward
 
     out = workdir / "rm"

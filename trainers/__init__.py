@@ -3,7 +3,7 @@
 - `recipes`: one file per phase (``sft``, ``reward``, ``ppo``, plus ``tokenizer``), read top to bottom; each runs as
   ``python -m trainers.recipes.<phase>``, under ``deepspeed``/``torchrun``, or as ``prefdata train <phase>``.
 - `components`: what the recipes are made of and what is unit-tested on its own: the token cache and collators
-  (`tokens`), model loading (`models`) and the RL math (`rl`).
+  (`tokens`, `collate`), model loading (`models`) and the RL math (`rl`).
 - `runtime`: the plumbing: settings and their click options (`options`), process start (`distributed`), the DeepSpeed
   config (`ds_config`), loaders and engine (`engine`), checkpoints and the metrics log.
 - `configs`: the shipped DeepSpeed JSON configs.

@@ -35,7 +35,8 @@ class Accounting:
     price_in: float = 0.0
     price_out: float = 0.0
     max_cost: float | None = None
-    requests: int = 0  # requests answered (each counted once, however many attempts it took)
+    requests: int = 0  # requests answered (each counted once, however many attempts it took), refused ones included
+    rejected: int = 0  # of those, refused by the server as this one request's fault (HTTP 400/413/422)
     cached: int = 0  # results served from the cache
     retries: int = 0  # requests sent again (the client's retries and re-asked malformed replies)
     failures: int = 0
@@ -71,9 +72,15 @@ class Accounting:
         self.tokens_in += tokens_in
         self.tokens_out += tokens_out
 
+    def record_rejected(self) -> None:
+        """A request the server refused (its record is quarantined): it was sent and answered, so it counts."""
+        self.requests += 1
+        self.rejected += 1
+
     def summary(self) -> dict[str, object]:
         return {
             "requests": self.requests,
+            "rejected": self.rejected,
             "cached_hits": self.cached,
             "retries": self.retries,
             "tokens_in": self.tokens_in,

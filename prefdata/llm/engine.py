@@ -1,10 +1,15 @@
 """The request engine under `synthesize` and `score`: any OpenAI-compatible server, crash-safe, rate- and cost-capped.
 
-`openai.AsyncOpenAI` does the HTTP, including retries with exponential backoff that honour ``Retry-After``
-(``max_retries``); this module adds what a long batch job needs around it: a cap on requests in flight, requests- and
-tokens-per-minute pacing, a bound on the total time one request may take, a persistent cache written as each request
-completes, and token/cost accounting with a hard ``--max-cost``. The API key is read from ``OPENAI_API_KEY`` by this
-module only, handed to the client, and never stored anywhere else.
+`openai.AsyncOpenAI` does the HTTP; this module adds what a long batch job needs around it: a cap on requests in
+flight, retries with exponential backoff that honour ``Retry-After``, requests- and tokens-per-minute pacing of every
+attempt (retries included), a bound on the total time one request may take, a stop of all new requests as soon as one
+fails for good (a 401 means every other request would fail too), a persistent cache written as each request
+completes, and token/cost accounting with a hard ``--max-cost``.
+
+Retries are ours, not the client's (``max_retries=0``): inside one client call the retries could neither wait for the
+pacer (``--rpm 300`` with 20 % 429s let 341 attempts a minute through: ``bench/llm_throughput.py --retry-pacing``) nor stop when another request has failed for
+good. The API key is read from ``OPENAI_API_KEY`` by this module only, handed to the client, and never stored anywhere
+else; every message built from the server's text goes through `redact` (a 401 body may echo the key).
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from urllib.parse import urlsplit
 from prefdata.contract.errors import PrefdataError
 from prefdata.llm.accounting import Accounting, estimate_tokens
 from prefdata.llm.cache import open_cache, request_key
+from prefdata.llm.redact import API_KEY_ENV, redact
+from prefdata.llm.retry import Malformed, retry_delay
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ROW_LEVEL_STATUS = frozenset({400, 413, 422})  # this one request is refused (e.g. too long): quarantine the record
 CONNECTIONS_PER_CLIENT = 8
-RETRY_COUNT_HEADER = "x-stainless-retry-count"  # the openai client numbers its attempts in this request header
+RETRY_COUNT_HEADER = "x-stainless-retry-count"  # the attempt number, in the header the openai client uses for it
 
 
 @dataclass
@@ -125,7 +132,10 @@ class ChatResult:
 
 
 class RequestFailed(PrefdataError):
-    """The server kept failing (or refused our credentials/model): the run stops; completed work stays cached."""
+    """The server kept failing (or refused our credentials/model): the run stops; completed work stays cached.
+
+    Once one request has failed, no other is sent: each request still waiting fails with the same message.
+    """
 
 
 class RequestRejected(Exception):
@@ -135,10 +145,6 @@ class RequestRejected(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-class _Malformed(Exception):
-    """A 200 reply that is not a chat completion (bad JSON, no choices): asked again, like a server error."""
 
 
 @dataclass(frozen=True)
@@ -189,8 +195,13 @@ class Engine:
         self.cache = open_cache(config.cache)
         self._clients: list = []
         self._slots: asyncio.Queue[int] | None = None
-        self._rpm = Pacer(config.rpm, clock) if config.rpm else None
-        self._tpm = Pacer(config.tpm, clock) if config.tpm else None
+        self._clock = clock or Clock()
+        # The pacers sleep through `_sleep_unless_stopped`, so a request waiting for its turn learns of a stop at once.
+        paced = Clock(now=self._clock.now, sleep=self._sleep_unless_stopped)
+        self._rpm = Pacer(config.rpm, paced) if config.rpm else None
+        self._tpm = Pacer(config.tpm, paced) if config.tpm else None
+        self._failure: str | None = None  # the message of the request that failed for good: the run is stopping
+        self._stopped = asyncio.Event()
 
     async def __aenter__(self) -> Engine:
         # The cap on requests in flight is a queue of client slots, which also bounds each client's connection pool.
@@ -214,17 +225,12 @@ class Engine:
     def _make_client(self, ssl_context: ssl.SSLContext):
         import openai
 
-        async def count_retry(request) -> None:
-            if request.headers.get(RETRY_COUNT_HEADER, "0") != "0":
-                self.accounting.retries += 1
-
-        http_client = openai.DefaultAsyncHttpxClient(timeout=self.config.timeout, verify=ssl_context,
-                                                     event_hooks={"request": [count_retry]})
+        http_client = openai.DefaultAsyncHttpxClient(timeout=self.config.timeout, verify=ssl_context)
         return openai.AsyncOpenAI(
-            api_key=os.environ.get("OPENAI_API_KEY") or "no-key-set",  # local servers (vLLM, Ollama) need none
+            api_key=os.environ.get(API_KEY_ENV) or "no-key-set",  # local servers (vLLM, Ollama) need none
             base_url=self.config.resolved_base_url(),
             timeout=self.config.timeout,
-            max_retries=self.config.max_retries,
+            max_retries=0,  # retried in `_send`, where every attempt is paced and a stop is seen
             http_client=http_client,
         )
 
@@ -247,17 +253,15 @@ class Engine:
         if self.config.dry_run:
             raise RuntimeError("a dry run sends no requests")
         assert self._slots is not None, "use the engine inside `async with`"
+        self._raise_if_stopped()
         client = await self._slots.get()
         try:
+            self._raise_if_stopped()
             estimate_in = estimate_tokens(request.message_dicts())
             reservation = self.accounting.reserve(estimate_in, request.max_tokens)
             try:
-                if self._rpm:
-                    await self._rpm.acquire()
                 tokens = estimate_in + self._expected_tokens_out(request.max_tokens)
-                if self._tpm:
-                    await self._tpm.acquire(tokens)
-                result = await self._send_bounded(request, self._clients[client])
+                result = await self._send_bounded(request, self._clients[client], tokens)
             finally:
                 self.accounting.release(reservation)
         finally:
@@ -277,19 +281,57 @@ class Engine:
         Reserving ``max_tokens`` for every request in flight would hold the --tpm schedule far behind the real usage
         when replies are short (a judge's score is one token); a wrong guess is corrected by `Pacer.settle`.
         """
-        done = self.accounting.requests
+        done = self.accounting.requests - self.accounting.rejected
         return min(max_tokens, -(-self.accounting.tokens_out // done)) if done else max_tokens
 
-    async def _send_bounded(self, request: ChatRequest, client) -> ChatResult:
-        """`_send` with the client's retries, within ``max_retry_time`` in all; errors become one clear line."""
+    async def _pace(self, tokens: int) -> None:
+        """Wait for this attempt's turn under --rpm and --tpm; every attempt takes one, retries included.
+
+        A failed attempt keeps its reservation: providers count refused requests against their limits too.
+        """
+        if self._rpm:
+            await self._rpm.acquire()
+        if self._tpm:
+            await self._tpm.acquire(tokens)
+        self._raise_if_stopped()
+
+    async def _sleep_unless_stopped(self, seconds: float, sleep: Callable[[float], Awaitable[None]] | None = None
+                                    ) -> None:
+        """Sleep ``seconds`` on the engine's clock (or ``sleep``), waking early when the run stops."""
+        sleeping = asyncio.ensure_future((sleep or self._clock.sleep)(seconds))
+        stopping = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait((sleeping, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            stopping.cancel()
+
+    def _raise_if_stopped(self) -> None:
+        if self._failure is not None:
+            raise RequestFailed(self._failure)
+
+    def _stop(self, message: str) -> RequestFailed:
+        """Record the failure that stops the run (the first one wins) and wake every request waiting to be sent."""
+        if self._failure is None:
+            self._failure = message
+            self.accounting.failures += 1
+            self._stopped.set()
+        return RequestFailed(self._failure)
+
+    async def _send_bounded(self, request: ChatRequest, client, tokens: int) -> ChatResult:
+        """`_send`, its retries within ``max_retry_time`` in all; a final failure stops the run with one clear line."""
         import openai
 
+        await self._pace(tokens)  # the first turn is not counted against --max-retry-time: it bounds the retries
         started = time.monotonic()
         try:
-            return await asyncio.wait_for(self._send(request, client), self.config.max_retry_time)
+            return await asyncio.wait_for(self._send(request, client, tokens), self.config.max_retry_time)
+        except RequestFailed:
+            raise
         except openai.APIStatusError as e:
             status = e.status_code
             if status in ROW_LEVEL_STATUS:
+                self.accounting.record_rejected()
                 raise RequestRejected(status, _short(e)) from None
             hint = " (check OPENAI_API_KEY)" if status in (401, 403) else ""
             hint = hint or (f" (is {self.config.model!r} served there?)" if status == 404 else "")
@@ -298,56 +340,70 @@ class Engine:
             problem = f"no reply within --timeout {self.config.timeout:g}s"
         except openai.APIConnectionError as e:
             problem = f"connection error: {_short(e)}"
-        except (_Malformed, ValueError, openai.APIResponseValidationError) as e:
+        except (Malformed, ValueError, openai.APIResponseValidationError) as e:
             problem = f"malformed reply: {_short(e)}"
         except asyncio.TimeoutError:
             problem = f"still no reply after --max-retry-time {self.config.max_retry_time:g}s"
-        self.accounting.failures += 1
-        raise RequestFailed(
+        except openai.OpenAIError as e:
+            problem = f"{type(e).__name__}: {_short(e)}"
+        raise self._stop(
             f"a request to {self.config.base_url_host()} failed after {time.monotonic() - started:.0f}s, last: "
             f"{problem}; completed results are cached: run again to continue"
         ) from None
 
-    async def _send(self, request: ChatRequest, client) -> ChatResult:
-        """One chat completion through the openai client, asked again (up to ``max_retries``) if the reply is not one.
+    async def _send(self, request: ChatRequest, client, tokens: int) -> ChatResult:
+        """One chat completion, asked again (up to ``max_retries``) after a retryable failure, each retry paced.
 
         The reply is taken as plain JSON rather than built into pydantic models: it halves the client's CPU time per
         request, which is what limits throughput at high concurrency, and we read only four fields.
         """
-        import openai
-
         body = {"model": self.config.model, "messages": request.message_dicts(), **request.params()}
         attempt = 0
         while True:
             try:
-                return _parse_reply(await client.post("/chat/completions", cast_to=dict, body=body), request)
-            except (_Malformed, ValueError, openai.APIResponseValidationError):
-                if attempt >= self.config.max_retries:
+                reply = await client.post("/chat/completions", cast_to=dict, body=body,
+                                          options={"headers": {RETRY_COUNT_HEADER: str(attempt)}})
+                return _parse_reply(reply, request)
+            except Exception as e:
+                delay = retry_delay(e, attempt) if attempt < self.config.max_retries else None
+                if delay is None:
                     raise
-                attempt += 1
-                self.accounting.retries += 1
+            attempt += 1
+            self.accounting.retries += 1
+            if delay:
+                await self._sleep_unless_stopped(delay, asyncio.sleep)
+            await self._pace(tokens)
 
     def summary(self) -> dict[str, Any]:
         """What goes into the manifest: never the full URL, never the key."""
-        return {"model": self.config.model, "base_url_host": self.config.base_url_host(), **self.accounting.summary()}
+        return {"model": redact(self.config.model), "base_url_host": self.config.base_url_host(),
+                **self.accounting.summary()}
 
 
 def _parse_reply(reply: Any, request: ChatRequest) -> ChatResult:
+    """The four fields we read; a reply of another shape is `Malformed`; a ``usage`` we cannot read is estimated."""
     try:
         choice = reply["choices"][0]
         text = choice["message"]["content"]
-        usage = reply.get("usage") or {}
+        finish_reason = choice.get("finish_reason")
     except (AttributeError, IndexError, TypeError, KeyError) as e:
-        raise _Malformed(f"not a chat completion ({type(e).__name__})") from None
+        raise Malformed(f"not a chat completion ({type(e).__name__})") from None
     if not isinstance(text, str):
-        raise _Malformed("the reply has no message content")
-    tokens_in, tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if not isinstance(tokens_in, int) or not isinstance(tokens_out, int):  # some servers omit usage: estimate
+        raise Malformed("the reply has no message content")
+    usage = reply.get("usage")
+    tokens_in, tokens_out = (usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(
+        usage, dict) else (None, None)
+    if not (_is_count(tokens_in) and _is_count(tokens_out)):  # some servers omit usage, or send nonsense: estimate
         tokens_in = estimate_tokens(request.message_dicts())
         tokens_out = -(-len(text) // 4)
-    return ChatResult(text, choice.get("finish_reason"), tokens_in, tokens_out)
+    return ChatResult(text, finish_reason if isinstance(finish_reason, str) else None, tokens_in, tokens_out)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _short(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split())
+    """The error as one line, secrets masked before it is cut (a cut could leave part of a key unrecognised)."""
+    text = redact(" ".join(str(error).split()))
     return text[:limit] + ("…" if len(text) > limit else "")

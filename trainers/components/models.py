@@ -81,12 +81,21 @@ def model_config(spec: str, tokenizer: Any):
     return AutoConfig.for_model(model_type, **values)
 
 
-def _load(auto_class: Any, spec: str, tokenizer: Any, **kwargs):
+def _load(auto_class: Any, spec: str, tokenizer: Any, *, trained_head: bool = False, **kwargs):
+    """A model from a directory or a config; ``trained_head``: the directory must hold the head's weights (a reward
+    model's score head), not leave transformers to initialise it at random."""
+    if trained_head and not Path(spec).is_dir():
+        raise PrefdataError(f"{spec!r} is not a directory: a reward model is a `prefdata train reward` checkpoint",
+                            field="reward_model")
     if Path(spec).is_dir():
         try:
-            model = auto_class.from_pretrained(spec, **kwargs)
+            model, loading = auto_class.from_pretrained(spec, output_loading_info=True, **kwargs)
         except (OSError, ValueError) as e:
             raise PrefdataError(f"cannot load the model: {e}", file=spec) from None
+        untrained = [name for name in loading["missing_keys"] if name.split(".")[0] == "score"]
+        if trained_head and untrained:
+            raise PrefdataError(f"has no trained reward head ({', '.join(sorted(untrained))} not in the checkpoint: an "
+                                "SFT checkpoint?); give a `prefdata train reward` output", file=spec)
     else:
         config = model_config(spec, tokenizer)
         for key, value in kwargs.items():
@@ -109,6 +118,14 @@ def load_value_model(spec: str, tokenizer: Any):
     from transformers import AutoModelForSequenceClassification
 
     return ValueModel(_load(AutoModelForSequenceClassification, spec, tokenizer, num_labels=1))
+
+
+def load_reward_model(spec: str, tokenizer: Any):
+    """`load_value_model` for the reward: PPO against a score head initialised at random learns nothing, so a
+    checkpoint without a trained head (an SFT model) is refused rather than warned about."""
+    from transformers import AutoModelForSequenceClassification
+
+    return ValueModel(_load(AutoModelForSequenceClassification, spec, tokenizer, trained_head=True, num_labels=1))
 
 
 def _value_model_class():

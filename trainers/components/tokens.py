@@ -5,10 +5,15 @@ every rank repeats that or loads the whole file into RAM. Here a split is tokeni
 stored unpadded as Arrow ``list<int32>`` columns in one IPC file, keyed by everything that changes the tokens, built by
 one process under a `filelock` lock while the others wait, and memory-mapped by every rank.
 
+Trust: the key is the content, not a name. It holds the sha256 of the split's shards (read from a manifest whose shards
+were just checked against it, so a damaged copy of a dataset is refused before it can build or open an entry), the
+sha256 of the tokenizer's files and the settings. An entry records the size and sha256 of its own ``tokens.arrow`` and
+is checked against them whenever it is opened; a damaged entry is rebuilt with a one-line warning, never used.
+
 Phase layouts (one row per example):
 
 - ``sft``: ``input_ids`` (prompt + chosen reply + EOS) and ``prompt_tokens`` (how many leading tokens are prompt; the
-  collator turns them into ``-100`` labels; 0 with ``train_on_prompt``). Storing the count instead of a second token
+  collator (`trainers.components.collate`) turns them into ``-100`` labels; 0 with ``train_on_prompt``). Storing the count instead of a second token
   column halves the cache; the labels are rebuilt exactly.
 - ``rm``: ``chosen_input_ids``, ``rejected_input_ids`` (each prompt + reply + EOS) and ``margin`` (``meta.margin`` or 0).
 - ``ppo``: ``prompt_input_ids`` (the generation prompt).
@@ -22,6 +27,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -29,7 +35,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from filelock import FileLock
 
@@ -37,22 +42,21 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES as DATA_PHASES
 from prefdata.contract.phases import serves
 from prefdata.contract.render import TEMPLATES, render
-from prefdata.contract.row import row_meta
+from prefdata.contract.row import UNSUP_SCHEMA_ID, row_meta
 from prefdata.pipeline.progress import progress
-from prefdata.storage.dataset import read_manifest
+from prefdata.storage.dataset import file_sha256, verify_directory
 from prefdata.storage.home import token_cache_dir
+from trainers.components.token_store import TOKEN_IDS, TOKENS_FILE, TokenCache
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed by the shards' sha256 (1 trusted the manifest's fingerprint); entries record their own sha256
 PHASES = (*DATA_PHASES, "ptx")  # the three data phases, and unsupervised text for PPO's ptx loss
 TRUNCATION = ("drop", "left", "right")
-IGNORE_INDEX = -100
 _BATCH = 1024
-_TOKENS = pa.list_(pa.int32())
 _LAYOUT = {
-    "sft": pa.schema([("input_ids", _TOKENS), ("prompt_tokens", pa.int32())]),
-    "rm": pa.schema([("chosen_input_ids", _TOKENS), ("rejected_input_ids", _TOKENS), ("margin", pa.float32())]),
-    "ppo": pa.schema([("prompt_input_ids", _TOKENS)]),
-    "ptx": pa.schema([("input_ids", _TOKENS)]),
+    "sft": pa.schema([("input_ids", TOKEN_IDS), ("prompt_tokens", pa.int32())]),
+    "rm": pa.schema([("chosen_input_ids", TOKEN_IDS), ("rejected_input_ids", TOKEN_IDS), ("margin", pa.float32())]),
+    "ppo": pa.schema([("prompt_input_ids", TOKEN_IDS)]),
+    "ptx": pa.schema([("input_ids", TOKEN_IDS)]),
 }
 
 
@@ -92,18 +96,25 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return digest.hexdigest()
 
 
-def split_fingerprint(data_dir: str | os.PathLike, split: str) -> str:
-    """The input fingerprint recorded by the writer of the directory (content hash of the split's shards)."""
-    manifest = read_manifest(data_dir)
-    splits = manifest.get("splits", {})
+def split_checksums(data_dir: str | os.PathLike, split: str, phase: str) -> list[str]:
+    """The sha256 of each shard of ``split``, from a manifest whose shards have just been checked against it (present,
+    sizes, sha256, rows adding up): a damaged copy of a dataset is refused here, before it can build or open an entry.
+
+    Checking every shard's sha256 costs one read of the directory per run (bench/RESULTS.md, "token cache trust")."""
+    manifest = verify_directory(data_dir, checksums=True)
+    schema = manifest.get("schema")
+    if (phase == "ptx") != (schema == UNSUP_SCHEMA_ID):
+        wanted = f"a {UNSUP_SCHEMA_ID} directory" if phase == "ptx" else "a preference dataset"
+        raise PrefdataError(f"is a {schema} directory; the {phase} phase needs {wanted}", file=str(data_dir))
+    splits = manifest["splits"]
     if split not in splits:
         have = ", ".join(splits) or "none"
         raise PrefdataError(f"has no split {split!r} (splits: {have}); is it a `prefdata split` output?", file=str(data_dir))
-    return splits[split]["fingerprint"]
+    return [str(shard.get("sha256")) for shard in splits[split]["shards"]]
 
 
-def cache_key(fingerprint: str, tokenizer_hash: str, spec: TokenizeSpec) -> str:
-    material = {"format": CACHE_FORMAT, "input": fingerprint, "tokenizer": tokenizer_hash, **asdict(spec)}
+def cache_key(shard_checksums: list[str], tokenizer_hash: str, spec: TokenizeSpec) -> str:
+    material = {"format": CACHE_FORMAT, "shards": shard_checksums, "tokenizer": tokenizer_hash, **asdict(spec)}
     if spec.phase != "ppo":
         material.pop("max_prompt_len")
     if spec.phase != "sft":
@@ -253,7 +264,7 @@ def build_cache(
             columns = _tokenize_batch(rows, enc, counts)
             batch = pa.RecordBatch.from_pydict(columns, schema=schema)
             rows_out += batch.num_rows
-            tokens += sum(len(ids) for f in schema if f.type == _TOKENS for ids in columns[f.name])
+            tokens += sum(len(ids) for f in schema if f.type == TOKEN_IDS for ids in columns[f.name])
             if batch.num_rows:
                 writer.write_batch(batch)
     os.replace(tmp, path)
@@ -270,76 +281,59 @@ def build_cache(
 # ------------------------------------------------------------------------------------------------------- reading
 
 
-def _view(buffer: pa.Buffer, dtype: Any, start: int, count: int) -> np.ndarray:
-    """A read-only numpy view of part of an Arrow buffer (zero-copy; no pandas import as `to_numpy` would do)."""
-    return np.frombuffer(buffer, dtype=dtype, count=count, offset=start * np.dtype(dtype).itemsize)
+class DamagedEntry(Exception):
+    """A cache entry that is not what its ``info.json`` says (the message says why); it is rebuilt, never used."""
 
 
-class _Chunked:
-    """Maps a row index to (chunk, index in chunk) for a column stored in several record batches."""
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        self._starts = np.cumsum([0] + [len(c) for c in column.chunks])
-
-    def __len__(self) -> int:
-        return int(self._starts[-1])
-
-    def locate(self, i: int) -> tuple[int, int]:
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        chunk = int(np.searchsorted(self._starts, i, side="right")) - 1
-        return chunk, i - int(self._starts[chunk])
-
-
-class TokenColumn(_Chunked):
-    """Row ``i`` of a memory-mapped ``list<int32>`` column as a numpy view: no copy, nothing loaded up front."""
-
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        super().__init__(column)
-        self._chunks = []
-        for c in column.chunks:
-            child = c.values
-            offsets = _view(c.buffers()[1], np.int32, c.offset, len(c) + 1)
-            values = _view(child.buffers()[1], np.int32, child.offset, len(child)) if len(child) else np.zeros(0, np.int32)
-            self._chunks.append((offsets, values))
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        chunk, j = self.locate(i)
-        offsets, values = self._chunks[chunk]
-        return values[offsets[j] : offsets[j + 1]]
+def open_verified(entry: Path, key: str, spec: TokenizeSpec) -> TokenCache:
+    """Open ``entry`` once it proves sound: a sane ``info.json`` for this key, ``tokens.arrow`` of the recorded size and
+    sha256, the phase's columns and the recorded row count. Anything else raises `DamagedEntry`."""
+    try:
+        info = json.loads((entry / "info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DamagedEntry(f"unreadable info.json: {getattr(e, 'strerror', None) or e}") from None
+    recorded = info.get("tokens") if isinstance(info, dict) else None
+    if not isinstance(recorded, dict) or info.get("format") != CACHE_FORMAT or info.get("key") != key:
+        raise DamagedEntry("info.json is not this entry's")
+    tokens = entry / TOKENS_FILE
+    try:
+        size = tokens.stat().st_size
+    except OSError:
+        raise DamagedEntry(f"{TOKENS_FILE} is missing") from None
+    if size != recorded.get("bytes"):
+        raise DamagedEntry(f"{TOKENS_FILE} is {size} bytes, info.json says {recorded.get('bytes')}")
+    if file_sha256(tokens) != recorded.get("sha256"):
+        raise DamagedEntry(f"{TOKENS_FILE} checksum differs from info.json")
+    try:
+        cache = TokenCache(entry, built=False)
+    except (OSError, ValueError, pa.ArrowException) as e:  # the sha256 matched: only a forged info.json gets here
+        raise DamagedEntry(f"unreadable {TOKENS_FILE}: {e}") from None
+    counts = info.get("counts")
+    if cache.table.schema != _LAYOUT[spec.phase] or not isinstance(counts, dict) or len(cache) != counts.get("rows_out"):
+        raise DamagedEntry(f"{TOKENS_FILE} does not hold what info.json says")
+    return cache
 
 
-class ScalarColumn(_Chunked):
-    """Row ``i`` of a memory-mapped fixed-width column (``prompt_tokens``, ``margin``)."""
+def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    """The cache directory, created; one line naming it when it cannot be (a regular file in its place is the user's
+    and is never removed)."""
+    root = Path(cache_dir) if cache_dir is not None else token_cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = "is not a directory" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise PrefdataError(f"token cache dir {reason}; give --cache-dir DIR", file=str(root)) from None
+    return root
 
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        super().__init__(column)
-        dtype = column.type.to_pandas_dtype()
-        self._chunks = [_view(c.buffers()[1], dtype, c.offset, len(c)) for c in column.chunks]
 
-    def __getitem__(self, i: int):
-        chunk, j = self.locate(i)
-        return self._chunks[chunk][j]
-
-
-class TokenCache:
-    """One phase of one split, tokenised: a map-style dataset of dicts of numpy arrays / numbers."""
-
-    def __init__(self, directory: Path, built: bool) -> None:
-        self.directory = directory
-        self.built = built
-        self.info = json.loads((directory / "info.json").read_text(encoding="utf-8"))
-        self.table = pa.ipc.open_file(pa.memory_map(str(directory / "tokens.arrow"), "r")).read_all()
-        self.columns = {
-            f.name: TokenColumn(self.table[f.name]) if f.type == _TOKENS else ScalarColumn(self.table[f.name])
-            for f in self.table.schema
-        }
-
-    def __len__(self) -> int:
-        return self.table.num_rows
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {name: column[i] for name, column in self.columns.items()}
+def _discard(entry: Path) -> None:
+    """Move a damaged entry out of the way (the caller holds the entry's lock), then delete it."""
+    if entry.is_dir() and not entry.is_symlink():
+        doomed = entry.with_name(f".{entry.name}.damaged-{os.getpid()}")
+        os.replace(entry, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
 
 
 def tokenized(
@@ -355,78 +349,42 @@ def tokenized(
 
     Every process may call this at once; the first to take the lock builds, the others block on the lock and find the
     finished entry. A shared cache dir gives one build per job, a node-local one one build per node. The default dir
-    is ``$PREFDATA_HOME/tokens``.
+    is ``$PREFDATA_HOME/tokens``. The dataset is verified first, the entry whenever it is opened (module docstring).
     """
-    cache_root = Path(cache_dir) if cache_dir is not None else token_cache_dir()
-    cache_root.mkdir(parents=True, exist_ok=True)
-    fingerprint, tokenizer_hash = split_fingerprint(data_dir, split), tokenizer_fingerprint(tokenizer)
-    key = cache_key(fingerprint, tokenizer_hash, spec)
+    cache_root = _cache_root(cache_dir)
+    checksums, tokenizer_hash = split_checksums(data_dir, split, spec.phase), tokenizer_fingerprint(tokenizer)
+    key = cache_key(checksums, tokenizer_hash, spec)
     entry = cache_root / f"{spec.phase}-{split}-{key}"
-    if (entry / "info.json").exists():
-        return TokenCache(entry, built=False)
+    if entry.exists():
+        try:
+            return open_verified(entry, key, spec)
+        except DamagedEntry:
+            pass  # looked at again under the lock: another process may be replacing it right now
     with FileLock(cache_root / f"{entry.name}.lock"):
-        if (entry / "info.json").exists():
-            return TokenCache(entry, built=False)
+        if entry.exists() or entry.is_symlink():
+            try:
+                return open_verified(entry, key, spec)
+            except DamagedEntry as damage:
+                print(f"prefdata: warning: {entry}: damaged token cache entry ({damage}); rebuilding it", file=sys.stderr)
+                _discard(entry)
         for stale in cache_root.glob(f".{entry.name}.tmp-*"):  # a builder that died; we hold the lock, so it is dead
             shutil.rmtree(stale, ignore_errors=True)
         tmp = cache_root / f".{entry.name}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True)
-        counts = build_cache(data_dir, split, tokenizer, spec, tmp / "tokens.arrow", quiet=quiet)
+        counts = build_cache(data_dir, split, tokenizer, spec, tmp / TOKENS_FILE, quiet=quiet)
         info = {
             "format": CACHE_FORMAT,
             "key": key,
             "data": str(Path(data_dir).resolve()),
             "split": split,
-            "input_fingerprint": fingerprint,
+            "shards_sha256": checksums,
             "tokenizer_sha256": tokenizer_hash,
             "spec": asdict(spec),
             "counts": counts,
+            "tokens": {"bytes": (tmp / TOKENS_FILE).stat().st_size, "sha256": file_sha256(tmp / TOKENS_FILE)},
             "built_by": {"host": socket.gethostname(), "pid": os.getpid(), "rank": os.environ.get("RANK", "0")},
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, entry)
     return TokenCache(entry, built=True)
-
-
-# ----------------------------------------------------------------------------------------------------- collators
-
-
-def _pad(sequences: list[np.ndarray], value: int, left: bool = False, multiple: int = 1):
-    import torch
-
-    width = max(len(s) for s in sequences)
-    width = -(-width // multiple) * multiple
-    out = torch.full((len(sequences), width), value, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        n = len(s)
-        sl = slice(width - n, width) if left else slice(0, n)
-        out[i, sl] = torch.from_numpy(np.asarray(s, dtype=np.int64))
-        mask[i, sl] = 1
-    return out, mask
-
-
-def collate_sft(examples: list[dict], pad_id: int) -> dict[str, Any]:
-    """Right-pad to the longest row; labels are the ids with the prompt and the padding set to -100."""
-    input_ids, attention_mask = _pad([e["input_ids"] for e in examples], pad_id)
-    labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
-    for i, e in enumerate(examples):
-        labels[i, : int(e.get("prompt_tokens", 0))] = IGNORE_INDEX
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
-def collate_pairs(examples: list[dict], pad_id: int) -> dict[str, Any]:
-    """Chosen rows then rejected rows in one right-padded batch (one forward pass scores both)."""
-    import torch
-
-    sequences = [e["chosen_input_ids"] for e in examples] + [e["rejected_input_ids"] for e in examples]
-    input_ids, attention_mask = _pad(sequences, pad_id)
-    margin = torch.tensor([float(e["margin"]) for e in examples], dtype=torch.float32)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "margin": margin}
-
-
-def collate_prompts(examples: list[dict], pad_id: int) -> dict[str, Any]:
-    """Left-pad prompts so that generation continues right after each prompt's last token."""
-    input_ids, attention_mask = _pad([e["prompt_input_ids"] for e in examples], pad_id, left=True)
-    return {"input_ids": input_ids, "attention_mask": attention_mask}

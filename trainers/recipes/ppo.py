@@ -31,7 +31,8 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import models, rl
-from trainers.components.tokens import TokenizeSpec, collate_prompts, collate_sft, tokenized
+from trainers.components.collate import collate_prompts, collate_sft
+from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import deepspeed_config, frozen_config, zero_stage_of
 from trainers.runtime.engine import batch_shape, loader, to_device
@@ -44,6 +45,7 @@ from trainers.runtime.options import (
     run_main,
     setting,
 )
+from trainers.runtime.output import trainer_output
 
 
 @dataclass
@@ -151,15 +153,22 @@ def value_loss(critic: Any, traj: rl.Trajectory, cfg: PPOConfig) -> Any:
 def train_ppo(cfg: PPOConfig, reward_model: Any = None) -> dict[str, Any]:
     """Run phase 3 and return a summary. ``reward_model`` may be any module mapping (input_ids, attention_mask,
     position_ids) to per-token values (a rule-based scorer, say); by default it is loaded from ``cfg.reward_model``."""
-    import torch
 
     if reward_model is None and not cfg.reward_model:
         raise PrefdataError("PPO needs --reward-model", field="reward_model")
     for option in ("reward_model", "critic_model"):
         if getattr(cfg, option):
             models.check_model_spec(getattr(cfg, option), option)
-    # 1. Processes, tokenizer (the SFT model's), cached prompts and, for ptx, cached unsupervised text.
     rank, world = distributed.init_distributed(cfg.quiet)
+    with trainer_output(cfg, rank, world) as work:
+        return _train_ppo(cfg, reward_model, rank, world, work)
+
+
+def _train_ppo(cfg: PPOConfig, reward_model: Any, rank: int, world: int, work: Path) -> dict[str, Any]:
+    """The run, writing into ``work`` (`trainer_output` publishes it as ``cfg.out``)."""
+    import torch
+
+    # 1. Seed, tokenizer (the SFT model's), cached prompts and, for ptx, cached unsupervised text.
     distributed.set_seed(cfg.seed)
     import deepspeed  # after init_distributed, which imports it with its log routed
     out = Path(cfg.out)
@@ -180,7 +189,7 @@ def train_ppo(cfg: PPOConfig, reward_model: Any = None) -> dict[str, Any]:
     critic = models.load_value_model(cfg.critic_model or cfg.reward_model, tokenizer)
     models.disable_dropout(critic)
     if reward_model is None:
-        reward_model = models.load_value_model(cfg.reward_model, tokenizer)
+        reward_model = models.load_reward_model(cfg.reward_model, tokenizer)
     reward_model = reward_model.eval().requires_grad_(False)
     micro, accum = batch_shape(cfg, "ppo")
     prompt_loader = loader(prompts, micro, functools.partial(collate_prompts, pad_id=tokenizer.pad_token_id),
@@ -208,12 +217,12 @@ def train_ppo(cfg: PPOConfig, reward_model: Any = None) -> dict[str, Any]:
         ptx_loader = loader(unsup, micro, functools.partial(collate_sft, pad_id=tokenizer.pad_token_id),
                             shuffle=True, seed=cfg.seed, rank=rank, world=world)
         ptx_batches = itertools.cycle(ptx_loader)
-    resume_dir = out / "checkpoints"
+    resume_dir = work / "checkpoints"
     step = done_micro = 0
     if cfg.resume:
         step, done_micro = checkpoints.load_resume_point(actor_engine, resume_dir / "actor")
         checkpoints.load_resume_point(critic_engine, resume_dir / "critic")
-    log = MetricsLog(out, rank, cfg.quiet)
+    log = MetricsLog(work, rank, cfg.quiet)
     log({"phase": "ppo", "event": "start", "prompts": len(prompts), "world": world, "zero_stage": stage,
          "dtype": cfg.dtype, "total_steps": total_steps, "resumed_at": step, "cache": prompts.info["counts"]})
 
@@ -265,8 +274,8 @@ def train_ppo(cfg: PPOConfig, reward_model: Any = None) -> dict[str, Any]:
     # 4. Resume points and checkpoints: the actor in OUT, the critic in OUT/critic.
     checkpoints.save_resume_point(actor_engine, resume_dir / "actor", step, micro_step)
     checkpoints.save_resume_point(critic_engine, resume_dir / "critic", step, micro_step)
-    checkpoints.save_hf(actor_engine, tokenizer, out, rank)
-    checkpoints.save_hf(critic_engine, tokenizer, out / "critic", rank)
+    checkpoints.save_hf(actor_engine, tokenizer, work, rank)
+    checkpoints.save_hf(critic_engine, tokenizer, work / "critic", rank)
     summary = {"phase": "ppo", "event": "end", "steps": step, "rewards": rewards, "kls": kls, "out": str(out)}
     log({k: v for k, v in summary.items() if k not in ("rewards", "kls")})
     return {**summary, "cache": prompts.info, "cache_built": prompts.built, "config": asdict(cfg)}

@@ -22,12 +22,14 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import models
-from trainers.components.tokens import IGNORE_INDEX, TokenizeSpec, collate_sft, tokenized
+from trainers.components.collate import IGNORE_INDEX, collate_sft
+from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import zero_stage_of
 from trainers.runtime.engine import engine_and_loaders, to_device
 from trainers.runtime.metrics import MetricsLog, summary_line
 from trainers.runtime.options import RunConfig, config_from_options, options_from, run_main, setting
+from trainers.runtime.output import trainer_output
 
 
 @dataclass
@@ -58,8 +60,14 @@ def evaluate(engine: Any, eval_loader: Any) -> dict[str, float]:
 
 def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     """Run phase 1 and return a summary (eval before/after, first/last train loss, cache counts, output dir)."""
-    # 1. Processes, seed, tokenizer, and the token cache (built once, memory-mapped by every rank).
     rank, world = distributed.init_distributed(cfg.quiet)
+    with trainer_output(cfg, rank, world) as work:
+        return _train_sft(cfg, rank, world, work)
+
+
+def _train_sft(cfg: SFTConfig, rank: int, world: int, work: Path) -> dict[str, Any]:
+    """The run, writing into ``work`` (`trainer_output` publishes it as ``cfg.out``)."""
+    # 1. Processes, seed, tokenizer, and the token cache (built once, memory-mapped by every rank).
     distributed.set_seed(cfg.seed)
     out = Path(cfg.out)
     tokenizer = models.load_tokenizer(cfg.tokenizer, cfg.model)
@@ -75,9 +83,9 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     collate = functools.partial(collate_sft, pad_id=tokenizer.pad_token_id)
     engine, train_loader, eval_loader, total_steps = engine_and_loaders(
         cfg, "sft", model, train_set, eval_set, collate, rank=rank, world=world)
-    resume_dir = out / "checkpoints"
+    resume_dir = work / "checkpoints"
     step, done_micro = checkpoints.load_resume_point(engine, resume_dir) if cfg.resume else (0, 0)
-    log = MetricsLog(out, rank, cfg.quiet)
+    log = MetricsLog(work, rank, cfg.quiet)
     log({"phase": "sft", "event": "start", "rows_train": len(train_set), "rows_eval": len(eval_set), "world": world,
          "zero_stage": zero_stage_of(engine), "dtype": cfg.dtype, "total_steps": total_steps, "resumed_at": step,
          "cache": {"train": train_set.info["counts"], "eval": eval_set.info["counts"]}})
@@ -114,7 +122,7 @@ def train_sft(cfg: SFTConfig) -> dict[str, Any]:
     # 4. Evaluate, keep a resume point, write the Hugging Face checkpoint.
     after = evaluate(engine, eval_loader) if len(eval_set) else {}
     checkpoints.save_resume_point(engine, resume_dir, step, micro_step)
-    checkpoints.save_hf(engine, tokenizer, out, rank)
+    checkpoints.save_hf(engine, tokenizer, work, rank)
     summary = {"phase": "sft", "event": "end", "steps": step, "first_loss": losses[0] if losses else None,
                "last_loss": losses[-1] if losses else None, "eval_before": before, "eval_after": after, "out": str(out)}
     log(summary)

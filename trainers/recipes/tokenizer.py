@@ -17,11 +17,17 @@ from typing import Any
 
 import click
 
+from prefdata.contract.errors import PrefdataError
 from prefdata.contract.render import TEMPLATES, render
-from prefdata.storage.dataset import iter_rows, read_manifest
+from prefdata.storage.dataset import iter_rows, verify_directory
 from trainers.runtime.options import TOKENIZE_DEFAULTS, config_from_options, options_from, run_main, setting
+from trainers.runtime.output import trainer_output
 
 EOS, PAD, UNK = "<|endoftext|>", "<pad>", "<unk>"
+# What `save_pretrained` of a tokenizer writes: an --out holding anything else (a model's config.json and weights) is
+# not replaced by a tokenizer.
+TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                             "merges.txt", "added_tokens.json", "chat_template.jinja", "tokenizer.model"})
 
 
 @dataclass
@@ -45,20 +51,38 @@ def _texts(data_dir: str, template: str) -> Iterator[str]:
 
 def train_tokenizer(cfg: TokenizerConfig) -> dict[str, Any]:
     """Train, save to ``cfg.out`` and return ``{"out", "vocab_size", "eos_token"}``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    read_manifest(cfg.data)  # a clear error for a directory that is not a prefdata dataset
+    verify_directory(cfg.data)  # a clear error for a directory that is not a prefdata dataset, or a damaged one
+    with trainer_output(cfg, replaceable=_tokenizer_only) as work:
+        tokenizer = _train_bpe(cfg)
+        fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD, unk_token=UNK)
+        fast.save_pretrained(work)
+    return {"data": str(cfg.data), "out": str(cfg.out), "vocab_size": len(fast), "eos_token": EOS}
+
+
+def _tokenizer_only(out: Path) -> None:
+    """Refuse an existing ``--out`` that holds more than a tokenizer: a model directory keeps its own tokenizer."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise PrefdataError("exists and is not a directory", file=str(out))
+    others = sorted(p.name for p in out.iterdir() if p.name not in TOKENIZER_FILES)
+    if others:
+        raise PrefdataError(f"holds more than a tokenizer ({', '.join(others[:3])}); refusing to replace it: choose "
+                            "an empty or new --out", file=str(out))
+
+
+def _train_bpe(cfg: TokenizerConfig) -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, special_tokens=[PAD, EOS, UNK], show_progress=not cfg.quiet,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(_texts(cfg.data, cfg.template), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD, unk_token=UNK)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    fast.save_pretrained(cfg.out)
-    return {"data": str(cfg.data), "out": str(cfg.out), "vocab_size": len(fast), "eos_token": EOS}
+    return tokenizer
 
 
 @click.command("tokenizer")

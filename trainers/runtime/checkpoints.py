@@ -48,10 +48,25 @@ def save_resume_point(engine: Any, directory: Path, step: int, micro_steps: int)
 
 
 def load_resume_point(engine: Any, directory: Path) -> tuple[int, int]:
-    """(optimizer steps, micro-batches) already done, from DeepSpeed's latest checkpoint; (0, 0) if there is none."""
-    if not (directory / "latest").exists():
+    """(optimizer steps, micro-batches) already done, from DeepSpeed's latest checkpoint; (0, 0) if there is none.
+
+    A ``latest`` that names no checkpoint, or a checkpoint DeepSpeed cannot read (truncated, damaged), is one line:
+    resuming from it would train from the wrong state, or die in `torch.load` with a traceback."""
+    latest = directory / "latest"
+    if not latest.exists():
         return 0, 0
-    path, client = engine.load_checkpoint(str(directory))
-    if path is None:
-        raise PrefdataError("cannot load the latest checkpoint", file=str(directory))
+    try:
+        tag = latest.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        tag = ""
+    if not tag or "/" in tag or not (directory / tag).is_dir():
+        raise PrefdataError(f"--resume: `latest` names checkpoint {tag!r}, which is not there", file=str(latest))
+    try:
+        path, client = engine.load_checkpoint(str(directory))
+    except Exception as e:  # noqa: BLE001 - whatever DeepSpeed or torch.load raise on a damaged file
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise PrefdataError(f"--resume: cannot load checkpoint {tag}: {reason}", file=str(directory / tag)) from None
+    if path is None or not isinstance(client, dict) or "step" not in client or "micro_steps" not in client:
+        raise PrefdataError(f"--resume: checkpoint {tag} cannot be loaded or has no step counters",
+                            file=str(directory / tag))
     return int(client["step"]), int(client["micro_steps"])

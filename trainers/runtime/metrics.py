@@ -12,7 +12,8 @@ from typing import Any
 
 
 class MetricsLog:
-    """JSON lines in ``OUT/metrics.jsonl`` (appended, so a resumed run continues the file) and on stdout; rank 0 only."""
+    """JSON lines in ``OUT/metrics.jsonl`` and on stdout; rank 0 only. A fresh run writes into a new directory (see
+    `trainers.runtime.output`), so its log starts empty; ``--resume`` appends to the log of the run it continues."""
 
     def __init__(self, out: Path, rank: int, quiet: bool) -> None:
         self.rank = rank
