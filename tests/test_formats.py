@@ -267,30 +267,36 @@ def test_mapping_cannot_be_combined_with_a_named_format():
 
 # --- Detection ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(
-    ("record", "expected"),
-    [
-        ({"user_input": "q", "completion": "a"}, "chatllama-actor"),
-        ({"user_input": "q", "completion": "a", "score": 0.5}, "chatllama-reward"),
-        ({"user_input": "q"}, "chatllama-rlhf"),
-        ({"prompt": "Human: q Assistant:", "chosen": "a", "rejected": "b"}, "dschat"),
-        ({"prompt": "q", "chosen": "a", "rejected": "b"}, "trl-standard"),
-        ({"prompt": [user("q")], "chosen": [assistant("a")], "rejected": [assistant("b")]}, "trl-conversational"),
-        ({"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant: b"}, "trl-implicit"),
-        ({"chosen": [user("q"), assistant("a")], "rejected": [user("q"), assistant("b")]},
-         "trl-conversational-implicit"),
-        ({"prompt": "q"}, "trl-prompt-only"),
-        ({"prompt": "q", "completion": "a"}, "trl-prompt-completion"),
-        ({"messages": [user("q"), assistant("a")]}, "trl-messages"),
-        ({"conversations": [{"from": "human", "value": "q"}]}, "sharegpt"),
-        ({"conversations": [{"from": "human", "value": "q"}], "chosen": "a", "rejected": "b"}, "sharegpt-preference"),
-        ({"instruction": "q", "input": "", "output": "a"}, "alpaca"),
-        ({"instruction": "q", "chosen": "a", "rejected": "b"}, "alpaca-preference"),
-    ],
-)
-def test_detection_picks_the_most_specific_format(record, expected):
+# (record, detected format, what the row must hold: prompt, chosen, rejected, chosen_score), written out by hand.
+Q = [user("q")]
+DETECTION_CASES = [
+    ({"user_input": "q", "completion": "a"}, "chatllama-actor", (Q, "a", None, None)),
+    ({"user_input": "q", "completion": "a", "score": 0.5}, "chatllama-reward", (Q, "a", None, 0.5)),
+    ({"user_input": "q"}, "chatllama-rlhf", (Q, None, None, None)),
+    ({"prompt": "Human: q Assistant:", "chosen": "a", "rejected": "b"}, "dschat", (Q, "a", "b", None)),
+    ({"prompt": "q", "chosen": "a", "rejected": "b"}, "trl-standard", (Q, "a", "b", None)),
+    ({"prompt": [user("q")], "chosen": [assistant("a")], "rejected": [assistant("b")]}, "trl-conversational",
+     (Q, "a", "b", None)),
+    ({"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant: b"}, "trl-implicit",
+     (Q, "a", "b", None)),
+    ({"chosen": [user("q"), assistant("a")], "rejected": [user("q"), assistant("b")]}, "trl-conversational-implicit",
+     (Q, "a", "b", None)),
+    ({"prompt": "q"}, "trl-prompt-only", (Q, None, None, None)),
+    ({"prompt": "q", "completion": "a"}, "trl-prompt-completion", (Q, "a", None, None)),
+    ({"messages": [user("q"), assistant("a")]}, "trl-messages", (Q, "a", None, None)),
+    ({"conversations": [{"from": "human", "value": "q"}]}, "sharegpt", (Q, None, None, None)),
+    ({"conversations": [{"from": "human", "value": "q"}], "chosen": "a", "rejected": "b"}, "sharegpt-preference",
+     (Q, "a", "b", None)),
+    ({"instruction": "q", "input": "", "output": "a"}, "alpaca", (Q, "a", None, None)),
+    ({"instruction": "q", "chosen": "a", "rejected": "b"}, "alpaca-preference", (Q, "a", "b", None)),
+]
+
+
+@pytest.mark.parametrize(("record", "expected", "row_fields"), DETECTION_CASES)
+def test_detection_picks_the_most_specific_format(record, expected, row_fields):
     assert detect(record) == expected
-    parse(expected, record)  # and the detected format reads it
+    row = parse(expected, record)  # and the detected format reads it as meant
+    assert (row["prompt"], row["chosen"], row["rejected"], row["chosen_score"]) == row_fields
 
 
 def test_unpaired_kto_rows_are_not_mistaken_for_demonstrations():

@@ -140,14 +140,25 @@ def test_bundled_sample_and_its_deliberate_defects(tmp_path, capsys):
     code, stdout, stderr = run(capsys, "--sample", "--out", out, "-q")
     assert code == 0, stderr
     lines = sample_path().read_text(encoding="utf-8").splitlines()
+    planted = {"bad_json": 1, "empty_reply": 1, "identical_pair": 1, "malformed_markers": 1}  # by make_sample.py
+
+    def parses(line: str) -> bool:
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            return False
+        return True
+
+    assert sum(not parses(line) for line in lines) == planted["bad_json"]
+    expected_rows = len(lines) - sum(planted.values())
     counts = read_manifest(out)["counts"]
     assert counts["records_in"] == len(lines) and 190 <= len(lines) <= 220
-    assert counts["quarantined_by_reason"] == {"bad_json": 1, "empty_reply": 1, "identical_pair": 1,
-                                               "malformed_markers": 1}
+    assert counts["quarantined_by_reason"] == planted
     rows = load_from_disk(str(out))["train"]
+    assert rows.num_rows == expected_rows
     assert max(len(p) for p in rows["prompt"]) >= 5  # multi-turn conversations are in there
     assert any("你好" in p[0]["content"] or "绿茶" in p[0]["content"] for p in rows["prompt"])
-    assert "196 rows" in stdout or f"{counts['rows_out']} rows" in stdout
+    assert f"{len(lines)} records in -> {expected_rows} rows (train {expected_rows})" in stdout
 
 
 def test_non_ascii_round_trips_byte_for_byte_in_every_container(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import datasets
 import pytest
@@ -41,6 +42,28 @@ def test_directory_loads_with_plain_datasets_and_manifest_reconciles(tmp_path):
     assert counts["quarantined_by_reason"] == {"bad_json": 1}
     line = json.loads((out / "quarantine.jsonl").read_text(encoding="utf-8"))
     assert line == {"file": "in.jsonl", "line": 7, "reason": "bad_json", "message": "invalid JSON", "record": "{oops"}
+
+
+# Every reason code a job can quarantine with (readers, formats, import, SHP download, split): each must get its line.
+REASONS = ("bad_json", "not_an_object", "schema_violation", "missing_field", "bad_role", "bad_unicode", "empty_prompt",
+           "empty_reply", "empty_text", "identical_pair", "malformed_markers", "diverges_before_assistant",
+           "prompt_not_ending_with_user", "wrong_schema", "bad_label", "label_conflict", "tie", "low_score_ratio",
+           "over_post_cap", "duplicate", "near_duplicate", "contaminated", "phase_disabled", "unusable_in_phase")
+
+
+def test_every_quarantined_record_has_its_line_whatever_the_reason(tmp_path):
+    reasons = [*REASONS, "label_conflict", "tie"]  # some twice: one line per record, not per reason
+    out = tmp_path / "ds"
+    with DatasetWriter(out, command="test") as w:
+        for i, reason in enumerate(reasons):
+            w.count_in()
+            w.quarantine(reason, f"message {i}", {"n": i, "text": "ünïcödé 问题"}, file="in.jsonl", line=i + 1)
+    lines = [json.loads(line) for line in (out / "quarantine.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert lines == [{"file": "in.jsonl", "line": i + 1, "reason": reason, "message": f"message {i}",
+                      "record": {"n": i, "text": "ünïcödé 问题"}} for i, reason in enumerate(reasons)]
+    counts = w.manifest["counts"]
+    assert counts["quarantined_by_reason"] == dict(Counter(reasons))
+    assert counts["records_in"] == counts["quarantined"] == len(reasons) and counts["rows_out"] == 0
 
 
 def test_secrets_never_reach_the_manifest(tmp_path):
