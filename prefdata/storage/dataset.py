@@ -30,6 +30,7 @@ from prefdata.storage.publish import (
     is_output_error,
     output_error,
     output_lock,
+    printable_path,
     publish_dir,
     temp_sibling,
     write_json_atomic,
@@ -365,6 +366,9 @@ def load(directory: str | os.PathLike):
             shard_path = path / name / shard["file"]
             try:
                 table = MemoryMappedTable.from_file(str(shard_path))
+            except UnicodeEncodeError:  # pyarrow takes only UTF-8 paths
+                raise PrefdataError("the path is not valid UTF-8, which Arrow cannot open; rename it",
+                                    file=printable_path(shard_path)) from None
             except (OSError, pa.ArrowException) as e:
                 raise PrefdataError(f"unreadable shard: {str(e).splitlines()[0]}", file=str(shard_path)) from None
             if table.num_rows != shard["rows"]:

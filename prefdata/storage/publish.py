@@ -49,7 +49,7 @@ def check_output_dir(out: Path, overwrite: bool, *, marker: str = MANIFEST, what
 def output_error(error: OSError, out: str | os.PathLike, what: str = "output") -> PrefdataError:
     """One line for an OS error met while writing ``out`` (full disk, file too large, bad name, read-only place)."""
     reason = error.strerror or str(error).split("\n")[0] or type(error).__name__
-    return PrefdataError(f"cannot write the {what}: {reason}", file=_printable(out))
+    return PrefdataError(f"cannot write the {what}: {reason}", file=printable_path(out))
 
 
 def is_output_error(error: BaseException, *places: Path) -> bool:
@@ -63,7 +63,7 @@ def is_output_error(error: BaseException, *places: Path) -> bool:
     return any(name == str(place) or name.startswith(f"{place}{os.sep}") for name in names for place in places)
 
 
-def _printable(path: str | os.PathLike) -> str:
+def printable_path(path: str | os.PathLike) -> str:
     """A path as one printable line: undecodable bytes as escapes (a non-UTF-8 name must not break the message)."""
     return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -143,12 +143,12 @@ def remove_stale_siblings(out: Path) -> list[Path]:
             continue
         if match["kind"] == "old" and not out.exists():
             os.replace(path, out)
-            print(f"prefdata: restored {_printable(out)} from {_printable(path.name)}, left by process "
+            print(f"prefdata: restored {printable_path(out)} from {printable_path(path.name)}, left by process "
                   f"{match['pid']} that was killed while publishing", file=sys.stderr)
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
-        print(f"prefdata: removed {_printable(path)}, left behind by process {match['pid']} that no longer runs",
+        print(f"prefdata: removed {printable_path(path)}, left behind by process {match['pid']} that no longer runs",
               file=sys.stderr)
     return removed
 
@@ -190,7 +190,7 @@ def output_lock(out: str | os.PathLike, *, what: str = "output") -> Iterator[Non
     except Timeout:
         holder = _lock_holder(path)
         raise PrefdataError(f"another prefdata process{holder} is writing this {what}; wait for it or choose another "
-                            "--out", file=_printable(out)) from None
+                            "--out", file=printable_path(out)) from None
     except OSError as e:
         raise output_error(e, out, what) from None
     try:
