@@ -107,10 +107,11 @@ def main() -> None:
     if args.near_dup is not None:
         jobs.append((f"prefdata split --near-dup {args.near_dup}", ["_prefdata", str(input_dir),
                                                                    str(args.workdir / "out-nd"), str(args.near_dup)]))
-    results = {}
-    for label, child in jobs:
-        runs = [measure(child) for _ in range(args.repeat)]
-        results[label] = (min(r[0] for r in runs), max(r[1] for r in runs))
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in jobs}
+    for _ in range(args.repeat):  # rounds, not job after job: a load that drifts over the run hits every job alike
+        for label, child in jobs:
+            runs[label].append(measure(child))
+    results = {label: (min(r[0] for r in done), max(r[1] for r in done)) for label, done in runs.items()}
     base = results[jobs[0][0]][0]
     print(f"\n{args.rows:,} rows, {os.cpu_count()} CPUs, best of {args.repeat}\n")
     print(f"| {'method':<55} | {'seconds':>8} | {'vs baseline':>11} | {'peak RSS MiB':>12} |")

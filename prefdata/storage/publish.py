@@ -234,7 +234,8 @@ def terminate_unwinds() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGTERM) is on_term:  # a handler installed meanwhile (a trainer's) stays
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _lock_holder(path: Path) -> str:
