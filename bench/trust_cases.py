@@ -50,10 +50,10 @@ def classify(code: int | None, err: str, *, must_refuse: bool, left: list[str], 
         return "traceback"
     if code is not None and (code < 0 or code >= 128) and code not in (-(sent or 0), 128 + (sent or 0), 130):
         return "crash"
-    if left:
-        return "leftovers"
     if must_refuse and code == 0:
         return "silent"
+    if left:
+        return "leftovers"
     return "ok"
 
 

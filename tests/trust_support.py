@@ -40,7 +40,8 @@ main(argv)
 
 
 def env() -> dict[str, str]:
-    """The environment of a CLI subprocess: this tree first on the path, no colours, no network."""
+    """The environment of a CLI subprocess (run in REPO, which `python -m` puts first on the path): that tree first on
+    the path, no colours, no network."""
     return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -48,12 +49,12 @@ def env() -> dict[str, str]:
 def cli(*argv, timeout: float = 300, preexec_fn=None) -> subprocess.CompletedProcess:
     """``prefdata ARGV…`` in its own process; returns its exit code, stdout and stderr."""
     return subprocess.run([sys.executable, "-m", "prefdata", *map(os.fsdecode, argv)], capture_output=True, text=True,
-                          errors="backslashreplace", timeout=timeout, env=env(), preexec_fn=preexec_fn)
+                          errors="backslashreplace", timeout=timeout, env=env(), preexec_fn=preexec_fn, cwd=REPO)
 
 
 def start_paused(module: str, attribute: str, *argv) -> subprocess.Popen:
     """The CLI paused at the first call of ``module.attribute`` (it has printed ``paused`` when this returns)."""
-    process = subprocess.Popen([sys.executable, "-c", PAUSE, module, attribute, *map(str, argv)], env=env(),
+    process = subprocess.Popen([sys.executable, "-c", PAUSE, module, attribute, *map(str, argv)], env=env(), cwd=REPO,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if line.strip() != "paused":
