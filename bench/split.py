@@ -7,6 +7,7 @@ of the three parts (prefdata split writes its output too; the baseline without w
 
     python bench/split.py                 # 1,000,000 rows
     python bench/split.py --rows 100000   # quick run
+    python bench/split.py --rows 200000 --repeat 3 --verify-cost   # what verified reads (shard sha256) cost
 """
 
 from __future__ import annotations
@@ -43,8 +44,15 @@ def build_input(directory: Path, rows: int) -> None:
                 writer.write(row, "train")
 
 
-def run_prefdata(input_dir: str, out: str, near_dup: str) -> None:
+def run_prefdata(input_dir: str, out: str, near_dup: str, verify: bool = True) -> None:
     from prefdata.jobs.split import split_datasets
+
+    if not verify:  # the cost of verified reads: the same split with the shard sha256 check switched off
+        import functools
+
+        from prefdata.storage import dataset
+
+        dataset.verify_directory = functools.partial(dataset.verify_directory, checksums=False)
 
     split_datasets([input_dir], out, ratio=(6, 2, 2), eval_fraction=0.05, seed=1234, overwrite=True, quiet=True,
                    near_dup=float(near_dup) if near_dup != "none" else None)
@@ -80,6 +88,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/prefdata-bench-split"))
     parser.add_argument("--near-dup", type=float, default=None, help="Also time --near-dup THRESHOLD.")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--verify-cost", action="store_true",
+                        help="Also time the split with shard checksums off: the cost of verified reads.")
     args = parser.parse_args()
     input_dir = args.workdir / f"input-{args.rows}"
     if not (input_dir / "prefdata.json").exists():
@@ -91,13 +101,17 @@ def main() -> None:
             ("baseline without writing", ["_baseline", str(input_dir), str(args.workdir / "base"), "nowrite"]),
             ("prefdata split (group hash, dedup, 6 splits written)", ["_prefdata", str(input_dir),
                                                                       str(args.workdir / "out"), "none"])]
+    if args.verify_cost:
+        jobs.append(("prefdata split, shard checksums not verified", ["_prefdata_unverified", str(input_dir),
+                                                                      str(args.workdir / "out"), "none"]))
     if args.near_dup is not None:
         jobs.append((f"prefdata split --near-dup {args.near_dup}", ["_prefdata", str(input_dir),
                                                                    str(args.workdir / "out-nd"), str(args.near_dup)]))
-    results = {}
-    for label, child in jobs:
-        runs = [measure(child) for _ in range(args.repeat)]
-        results[label] = (min(r[0] for r in runs), max(r[1] for r in runs))
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in jobs}
+    for _ in range(args.repeat):  # rounds, not job after job: a load that drifts over the run hits every job alike
+        for label, child in jobs:
+            runs[label].append(measure(child))
+    results = {label: (min(r[0] for r in done), max(r[1] for r in done)) for label, done in runs.items()}
     base = results[jobs[0][0]][0]
     print(f"\n{args.rows:,} rows, {os.cpu_count()} CPUs, best of {args.repeat}\n")
     print(f"| {'method':<55} | {'seconds':>8} | {'vs baseline':>11} | {'peak RSS MiB':>12} |")
@@ -109,6 +123,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_prefdata":
         run_prefdata(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_prefdata_unverified":
+        run_prefdata(*sys.argv[2:5], verify=False)
     elif len(sys.argv) > 1 and sys.argv[1] == "_baseline":
         run_baseline(*sys.argv[2:5])
     else:

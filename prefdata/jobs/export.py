@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,16 @@ from prefdata.contract.phases import phase_of_rows, phase_of_split, serves
 from prefdata.contract.render import render
 from prefdata.contract.row import PREFERENCE_SCHEMA
 from prefdata.pipeline.progress import progress
-from prefdata.storage.dataset import check_output_dir, load, publish_dir, read_manifest
+from prefdata.storage.dataset import load, read_manifest
+from prefdata.storage.publish import (
+    check_output_dir,
+    is_output_error,
+    output_error,
+    output_lock,
+    publish_dir,
+    temp_sibling,
+    write_json_atomic,
+)
 
 FORMATS = ("trl", "dschat", "chatllama", "jsonl", "parquet")
 CONTAINERS = ("jsonl", "parquet", "arrow")
@@ -109,55 +117,61 @@ def export_dataset(
         raise PrefdataError(f"unknown container {container!r}; choose one of {', '.join(CONTAINERS)}", field="container")
     if push_to_hub and format in ("dschat", "chatllama"):
         raise PrefdataError(f"--push-to-hub works with trl, jsonl and parquet, not {format}", field="push_to_hub")
-    manifest = read_manifest(directory)
     out = Path(out)
-    check_output_dir(out, overwrite, marker=EXPORT_MANIFEST, what="export")
-    dataset_dict = load(directory)
+    dataset_dict = load(directory)  # verified: a damaged input is refused before anything is written
+    manifest = read_manifest(directory)
     names = splits or list(dataset_dict)
     for name in names:
         if name not in dataset_dict:
             raise PrefdataError(f"has no split {name!r} (it has {', '.join(dataset_dict)})", file=str(directory))
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     report: dict[str, Any] = {"source": str(directory), "source_fingerprints": {n: manifest["splits"][n]["fingerprint"]
                               for n in names if n in manifest.get("splits", {})},
                               "format": format, "container": container if format == "trl" else None, "splits": {}}
-    try:
-        sinks: dict[Path, _Sink] = {}
-        for name in names:
-            dataset = dataset_dict[name]
-            phase = _phase_of(name, dataset)
-            path = _target(tmp, format, container, name, phase)
-            if path not in sinks:
-                sinks[path] = _Sink(path, _schema(format, phase))
-            sink, written, skipped = sinks[path], 0, 0
-            for row in progress(_iter_split(dataset), desc=f"export {name}", total=len(dataset), quiet=quiet, unit="row"):
-                items = _convert(row, format, phase)
-                skipped += not items
-                for item in items:
-                    sink.write(item)
-                    written += 1
-            report["splits"][name] = {"phase": phase, "rows_in": len(dataset), "rows_out": written,
-                                      "skipped_unusable": skipped, "file": str(path.relative_to(tmp))}
-        for sink in sinks.values():
-            sink.close()
-        if format == "dschat":  # DS-Chat's loader needs both train.json and eval.json in a folder
-            for folder in {p.parent for p in sinks}:
-                for part in ("train", "eval"):
-                    if not (folder / f"{part}.json").exists():
-                        _Sink(folder / f"{part}.json", None).close()
-        if format == "trl" and container == "arrow":
-            _parquet_to_arrow(tmp, names, quiet)
-        (tmp / EXPORT_MANIFEST).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        publish_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with output_lock(out, what="export"):
+        check_output_dir(out, overwrite, marker=EXPORT_MANIFEST, what="export")
+        try:
+            with temp_sibling(out, what="export") as tmp:
+                _write_export(dataset_dict, names, tmp, format, container, report, quiet)
+                publish_dir(tmp, out)
+        except OSError as e:
+            if is_output_error(e, out.parent):
+                raise output_error(e, out, "export") from None
+            raise
     if push_to_hub:
         push_dataset(out, format, container, names, push_to_hub, private=private)
         report["pushed_to"] = push_to_hub
     return report
+
+
+def _write_export(dataset_dict, names: list[str], tmp: Path, format: str, container: str, report: dict[str, Any],
+                  quiet: bool) -> None:
+    """Every chosen split converted into ``tmp``, with the export manifest; ``report`` gets each split's counts."""
+    sinks: dict[Path, _Sink] = {}
+    for name in names:
+        dataset = dataset_dict[name]
+        phase = _phase_of(name, dataset)
+        path = _target(tmp, format, container, name, phase)
+        if path not in sinks:
+            sinks[path] = _Sink(path, _schema(format, phase))
+        sink, written, skipped = sinks[path], 0, 0
+        for row in progress(_iter_split(dataset), desc=f"export {name}", total=len(dataset), quiet=quiet, unit="row"):
+            items = _convert(row, format, phase)
+            skipped += not items
+            for item in items:
+                sink.write(item)
+                written += 1
+        report["splits"][name] = {"phase": phase, "rows_in": len(dataset), "rows_out": written,
+                                  "skipped_unusable": skipped, "file": str(path.relative_to(tmp))}
+    for sink in sinks.values():
+        sink.close()
+    if format == "dschat":  # DS-Chat's loader needs both train.json and eval.json in a folder
+        for folder in {p.parent for p in sinks}:
+            for part in ("train", "eval"):
+                if not (folder / f"{part}.json").exists():
+                    _Sink(folder / f"{part}.json", None).close()
+    if format == "trl" and container == "arrow":
+        _parquet_to_arrow(tmp, names, quiet)
+    write_json_atomic(tmp / EXPORT_MANIFEST, report)
 
 
 def export_summary(report: Mapping[str, Any], out: str | os.PathLike) -> str:

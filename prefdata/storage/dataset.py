@@ -7,6 +7,7 @@ finished temporary sibling into place. `load` reads a directory back as a `datas
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,19 @@ import pyarrow as pa
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import SCHEMAS
 from prefdata.storage.arrow_format import ShardWriter, dataset_info_json
-from prefdata.storage.publish import MANIFEST, check_output_dir, publish_dir, write_json_atomic
+from prefdata.storage.manifest import file_sha256, verify_directory
+from prefdata.storage.manifest import read_manifest as read_manifest  # re-exported: readers import it from here
+from prefdata.storage.publish import (
+    MANIFEST,
+    check_output_dir,
+    is_output_error,
+    output_error,
+    output_lock,
+    printable_path,
+    publish_dir,
+    temp_sibling,
+    write_json_atomic,
+)
 
 QUARANTINE = "quarantine.jsonl"
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
@@ -34,14 +47,6 @@ def features_for(schema_id: str):
     from datasets import Features
 
     return Features.from_arrow_schema(SCHEMAS[schema_id])
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,6 +153,9 @@ class SplitWriter:
 class DatasetWriter:
     """Writes one dataset directory atomically; use as a context manager (an exception leaves nothing behind).
 
+    It holds `output_lock` on ``out`` from creation to `commit`/`abort` (one writer per output) and builds the
+    directory in a temporary sibling; a full disk or an unwritable ``out`` ends the run with one line.
+
     The caller counts each input record with `count_in`; each record then either becomes rows (`write`) or is
     `quarantine`d. With ``count_rows_out=False`` (steps where one record can yield several rows, like a split) the
     caller reports what became of records with `count_out`. `commit` refuses to publish counts that do not reconcile.
@@ -165,7 +173,19 @@ class DatasetWriter:
         count_rows_out: bool = True,
     ) -> None:
         self.out = Path(out)
-        check_output_dir(self.out, overwrite)
+        self._held = contextlib.ExitStack()  # the output lock and the temporary sibling, released by commit/abort
+        self._held.enter_context(output_lock(self.out, what="dataset"))
+        try:
+            check_output_dir(self.out, overwrite)
+            self.tmp = self._held.enter_context(temp_sibling(self.out, what="dataset"))
+            # backslashreplace: a lone surrogate in a quarantined record is written as its JSON escape, so the line
+            # stays valid UTF-8 and reads back as the same record.
+            self._quarantine = open(self.tmp / QUARANTINE, "w", encoding="utf-8", errors="backslashreplace")
+        except BaseException as e:
+            self._held.close()
+            if is_output_error(e, self.out):
+                raise output_error(e, self.out, "dataset") from None
+            raise
         self.schema_id = schema_id
         self.command = command
         self.options = redact_options(options or {})
@@ -178,14 +198,6 @@ class DatasetWriter:
         self.extra: dict[str, Any] = {}
         self.warnings: list[str] = []
         self._splits: dict[str, SplitWriter] = {}
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
-        # backslashreplace: a lone surrogate in a quarantined record is written as its JSON escape, so the line stays
-        # valid UTF-8 and reads back as the same record.
-        self._quarantine = open(self.tmp / QUARANTINE, "w", encoding="utf-8", errors="backslashreplace")
         self.manifest: dict[str, Any] | None = None
 
     def __enter__(self) -> DatasetWriter:
@@ -194,8 +206,10 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.abort()
+            return
+        self.abort()
+        if is_output_error(exc, self.tmp, self.out):
+            raise output_error(exc, self.out, "dataset") from None
 
     def add_input(self, path: str | os.PathLike) -> None:
         p = Path(path)
@@ -242,12 +256,24 @@ class DatasetWriter:
         return sum(self.reasons.values())
 
     def commit(self) -> dict[str, Any]:
+        """Close the shards, check the counts, write the manifest and publish; any failure removes the temporary
+        directory and releases the lock (a full disk is one line)."""
+        try:
+            manifest = self._commit()
+        except BaseException as e:
+            self.abort()
+            if is_output_error(e, self.tmp, self.out):
+                raise output_error(e, self.out, "dataset") from None
+            raise
+        self._held.close()
+        return manifest
+
+    def _commit(self) -> dict[str, Any]:
         self._quarantine.close()
         splits = {name: writer.close() for name, writer in sorted(self._splits.items())}
         rows_out = sum(s["rows"] for s in splits.values())
         accounted = rows_out if self.count_rows_out else self.records_out
         if self.records_in != accounted + self.quarantined:
-            self.abort()
             raise RuntimeError(
                 f"counts do not reconcile: {self.records_in} records in, {accounted} out, {self.quarantined} quarantined"
             )
@@ -275,69 +301,56 @@ class DatasetWriter:
         return self.manifest
 
     def abort(self) -> None:
+        """Remove the temporary directory and release the output lock; the old ``out``, if any, is untouched."""
         if not self._quarantine.closed:
             self._quarantine.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
-    path = Path(directory)
-    if not path.exists():
-        raise PrefdataError("no such directory", file=str(path))
-    if not path.is_dir():
-        raise PrefdataError("is a file, not a dataset directory", file=str(path))
-    manifest = path / MANIFEST
-    if not manifest.exists():
-        raise PrefdataError(f"not a prefdata dataset directory (no {MANIFEST})", file=str(path))
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise PrefdataError(f"unreadable manifest: {e}", file=str(manifest)) from None
+        self._held.close()
 
 
 def load(directory: str | os.PathLike):
-    """Read a prefdata directory as a `datasets.DatasetDict` (memory-mapped; nothing is loaded into RAM)."""
-    from datasets import load_from_disk
+    """Read a prefdata directory as a `datasets.DatasetDict` (memory-mapped; nothing is loaded into RAM), once
+    `verify_directory` has found every shard as the manifest lists it.
 
-    read_manifest(directory)
-    return load_from_disk(str(directory))
+    The shards are opened from the manifest's list (the root of trust), not from datasets' own ``state.json``. Each is
+    hashed just before it is memory-mapped, so the one read from disk serves both (`bench/split.py`: the hash costs
+    under 10% of a split)."""
+    from datasets import Dataset, DatasetDict, DatasetInfo
+    from datasets.table import MemoryMappedTable, concat_tables
+
+    path = Path(directory)
+    manifest = verify_directory(path)
+    schema = SCHEMAS[manifest["schema"]]
+    info = DatasetInfo(features=features_for(manifest["schema"]))
+    splits = {}
+    for name, split in manifest["splits"].items():
+        tables = []
+        for shard in split["shards"]:
+            shard_path = path / name / shard["file"]
+            try:
+                table = MemoryMappedTable.from_file(str(shard_path))
+            except UnicodeEncodeError:  # pyarrow takes only UTF-8 paths
+                raise PrefdataError("the path is not valid UTF-8, which Arrow cannot open; rename it",
+                                    file=printable_path(shard_path)) from None
+            except (OSError, pa.ArrowException) as e:
+                raise PrefdataError(f"unreadable shard: {str(e).splitlines()[0]}", file=str(shard_path)) from None
+            if table.num_rows != shard["rows"]:
+                raise PrefdataError(f"shard holds {table.num_rows} rows, the manifest says {shard['rows']}: damaged",
+                                    file=str(shard_path))
+            if not table.schema.remove_metadata().equals(schema.remove_metadata()):
+                raise PrefdataError(f"shard columns are not those of {manifest['schema']}", file=str(shard_path))
+            tables.append(table)
+        splits[name] = Dataset(concat_tables(tables), info=info.copy(), split=name)
+    return DatasetDict(splits)
 
 
 def iter_rows(directory: str | os.PathLike, split: str | None = None) -> Iterable[tuple[str, dict[str, Any]]]:
-    """Stream ``(split, row)`` pairs of a directory batch by batch, in stored order."""
+    """Stream ``(split, row)`` pairs of a directory batch by batch, in stored order (verified as `load` does)."""
     dataset_dict = load(directory)
+    if split is not None and split not in dataset_dict:
+        raise PrefdataError(f"has no split {split!r} (it has {', '.join(dataset_dict)})", file=str(directory))
     for name in [split] if split else list(dataset_dict):
         dataset = dataset_dict[name]
         for batch in dataset.with_format("arrow").iter(batch_size=_BATCH_ROWS):
             for row in batch.to_pylist():
                 yield name, row
-
-
-def verify_directory(directory: str | os.PathLike, *, checksums: bool = True) -> dict[str, Any]:
-    """The manifest of ``directory`` once its shards are what the manifest says: every shard present with its size
-    (and, with ``checksums``, its sha256), and the rows of each split adding up. Raises a one-line `PrefdataError`
-    naming the first damaged shard; nothing on disk is trusted before this passes."""
-    path = Path(directory)
-    manifest = read_manifest(path)
-    splits = manifest.get("splits")
-    if not isinstance(splits, dict):
-        raise PrefdataError("manifest has no splits", file=str(path / MANIFEST), field="splits")
-    for name, split in splits.items():
-        shards = split.get("shards") if isinstance(split, dict) else None
-        if not isinstance(shards, list) or not all(isinstance(s, dict) for s in shards):
-            raise PrefdataError("manifest lists no shards", file=str(path / MANIFEST), field=f"splits.{name}")
-        if sum(s.get("rows", 0) for s in shards) != split.get("rows"):
-            raise PrefdataError("shard rows do not add up to the split's rows", file=str(path / MANIFEST),
-                                field=f"splits.{name}")
-        for shard in shards:
-            shard_path = path / name / str(shard.get("file"))
-            try:
-                size = shard_path.stat().st_size
-            except OSError:
-                raise PrefdataError("shard is missing", file=str(shard_path)) from None
-            if size != shard.get("bytes"):
-                raise PrefdataError(f"shard is {size} bytes, the manifest says {shard.get('bytes')}: damaged",
-                                    file=str(shard_path))
-            if checksums and file_sha256(shard_path) != shard.get("sha256"):
-                raise PrefdataError("shard checksum differs from the manifest: damaged", file=str(shard_path))
-    return manifest
