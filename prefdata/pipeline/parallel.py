@@ -21,9 +21,10 @@ from typing import Any, Protocol, runtime_checkable
 import pyarrow as pa
 
 from prefdata.contract.errors import RowError
+from prefdata.contract.nesting import MAX_DEPTH, TOO_DEEP, too_deep
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, SCHEMAS
 from prefdata.pipeline.records import Reject
-from prefdata.storage.readers import open_binary
+from prefdata.storage.readers import TOO_DEEP_MESSAGE, open_binary
 
 PairParts = tuple[list[str], list[str], str, str, str, str]
 CHUNK_BYTES = 4 << 20  # raw (decompressed) bytes of lines handed to one worker task
@@ -84,6 +85,9 @@ def convert_lines(lines: list[bytes], first_line: int, file: str, parser: RowPar
             chunk.rejects.append(Reject("bad_utf8", f"invalid UTF-8 at byte {e.start}",
                                         raw.decode("utf-8", "replace"), file=file, line=number))
             continue
+        if too_deep(raw):
+            chunk.rejects.append(Reject(TOO_DEEP, TOO_DEEP_MESSAGE, text, file=file, line=number))
+            continue
         try:
             value = json.loads(text)
         except ValueError as e:
@@ -121,10 +125,14 @@ def _string_records(lines: list[bytes], block: bytes | None = None) -> list[dict
     """
     if not all(map(bytes.startswith, lines, repeat(b"{"))):
         return None
-    import pyarrow.json as pj
-
     if block is None:
         block = b"\n".join(lines)
+    # pyarrow's reader recurses in C: a line nested 100,000 deep overflows its stack (SIGSEGV), so the depth is
+    # checked first. Each line opens one object; the other openers, if fewer than the limit, cannot nest too deep.
+    if block.count(b"[") + block.count(b"{") - len(lines) >= MAX_DEPTH and any(map(too_deep, lines)):
+        return None  # the per-line path quarantines the deep lines as too_deep
+    import pyarrow.json as pj
+
     options = pj.ReadOptions(use_threads=False, block_size=len(block) + 1)
     try:
         table = pj.read_json(pa.BufferReader(block), read_options=options)
