@@ -214,3 +214,25 @@ def test_symlink_loop_is_named(tmp_path, capsys):
     loop.symlink_to(loop)
     line = refused(capsys, "import", loop, "--out", tmp_path / "o", "-q")
     assert line.startswith(f"prefdata: error: {loop}: ") and "symbolic links" in line and "no such file" not in line
+
+
+@pytest.mark.parametrize("target", ["templates.json", "schema", "manifest", "quarantine"])
+def test_validate_deep_documents_is_a_finding_not_a_traceback(tmp_path, capsys, target):
+    document = '{"a": ' + deep() + "}"
+    if target == "templates.json":
+        argv = [tmp_path / "templates.json"]
+        argv[0].write_text(document)
+    elif target == "schema":
+        data = tmp_path / "pairs.jsonl"
+        data.write_text(json.dumps(PAIR) + "\n")
+        (tmp_path / "schema.json").write_text(document)
+        argv = [data, "--schema", tmp_path / "schema.json"]
+    else:
+        dataset = write_dataset(tmp_path / "d", _rows())
+        if target == "manifest":
+            (dataset / "prefdata.json").write_text(document)
+        else:
+            (dataset / "quarantine.jsonl").write_text(document + "\n")
+        argv = [dataset]
+    code, out, err = run_cli(capsys, "validate", *argv)
+    assert code in (1, 2) and "Traceback" not in out + err and "too_deep" in out + err, out + err

@@ -8,9 +8,12 @@ record) far from its own limit. The reason code of a refused record is `TOO_DEEP
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 MAX_DEPTH = 100
+DOCUMENT_DEPTH = 2 * MAX_DEPTH  # files prefdata writes wrap records (a quarantine line, a manifest): room for that
 TOO_DEEP = "too_deep"
 _OPENERS = (b"[", b"{")
 # A JSON string (skipped whole: brackets in text do not nest), a lone quote (a string cut off), or a bracket.
@@ -57,3 +60,14 @@ def _scan(tokens, openers, closers, limit: int, *, stop_at_zero: bool) -> tuple[
         if stop_at_zero and depth <= 0:
             return deepest, token.end()
     return deepest, None
+
+
+class TooDeepError(ValueError):
+    """JSON text refused before decoding because it nests too deep (a ValueError, as `json.loads`'s own errors are)."""
+
+
+def loads(text: str | bytes, limit: int = MAX_DEPTH) -> Any:
+    """`json.loads` that refuses text nested deeper than ``limit`` with a `TooDeepError` instead of recursing."""
+    if too_deep(text, limit):
+        raise TooDeepError(f"nested deeper than {limit} levels ({TOO_DEEP})")
+    return json.loads(text)
