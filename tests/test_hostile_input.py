@@ -206,7 +206,7 @@ def test_fifo_is_named_not_called_empty(tmp_path, capsys):
     fifo = tmp_path / "pipe.jsonl"
     os.mkfifo(fifo)
     line = refused(capsys, "import", fifo, "--out", tmp_path / "o", "-q")
-    assert line.startswith(f"prefdata: error: {fifo}: ") and "named pipe (FIFO)" in line and "empty" not in line
+    assert line.startswith(f"prefdata: error: {fifo}: ") and "pipe (FIFO)" in line and "empty" not in line
 
 
 def test_symlink_loop_is_named(tmp_path, capsys):
@@ -236,3 +236,13 @@ def test_validate_deep_documents_is_a_finding_not_a_traceback(tmp_path, capsys, 
         argv = [dataset]
     code, out, err = run_cli(capsys, "validate", *argv)
     assert code in (1, 2) and "Traceback" not in out + err and "too_deep" in out + err, out + err
+
+
+def test_phases_refuse_plain_text_rows():
+    from prefdata.contract.errors import PrefdataError
+    from prefdata.contract.phases import require_preference_rows
+    from prefdata.contract.row import UNSUP_SCHEMA_ID
+
+    require_preference_rows(PREFERENCE_SCHEMA_ID, "export --format trl", "d")
+    with pytest.raises(PrefdataError, match=r"^d: holds prefdata.unsup/1 rows .*; export --format trl needs"):
+        require_preference_rows(UNSUP_SCHEMA_ID, "export --format trl", "d")

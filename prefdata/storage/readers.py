@@ -30,7 +30,7 @@ LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = codecs.BOM_UTF8
 _CHUNK = 1 << 20
-_SPECIAL_FILES = {stat.S_IFIFO: "named pipe (FIFO)", stat.S_IFCHR: "character device", stat.S_IFSOCK: "socket",
+_SPECIAL_FILES = {stat.S_IFIFO: "pipe (FIFO)", stat.S_IFCHR: "character device", stat.S_IFSOCK: "socket",
                   stat.S_IFBLK: "block device"}
 TOO_DEEP_MESSAGE = f"arrays/objects nested deeper than {MAX_DEPTH} levels"
 
@@ -297,11 +297,11 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
                     if not more():
                         message = getattr(e, "msg", str(e))
                         raise PrefdataError(f"truncated or invalid JSON: {message}", file=file, line=start_line) from None
-            text, pos = buf[pos:end], end
-            line += text.count("\n")
+            start, pos = pos, end
+            line += buf.count("\n", start, end)
             if depth > MAX_DEPTH:
-                yield BadRecord(file, index, start_line, TOO_DEEP, TOO_DEEP_MESSAGE, text)
-            elif len(text) * 4 > max_bytes and (size := len(text.encode())) > max_bytes:  # a character is 1-4 bytes
+                yield BadRecord(file, index, start_line, TOO_DEEP, TOO_DEEP_MESSAGE, buf[start:end])
+            elif (end - start) * 4 > max_bytes and (size := len(buf[start:end].encode())) > max_bytes:  # 1-4 bytes a character
                 yield BadRecord(file, index, start_line, "record_too_large", _too_large(size, max_bytes), None)
             elif isinstance(value, dict):
                 yield Record(file, index, start_line, value)
@@ -389,7 +389,7 @@ def _iter_parquet(path: str | os.PathLike, max_bytes: int) -> Iterator[Record | 
     try:
         parquet = pq.ParquetFile(p)
     except Exception as e:  # pyarrow raises several types for a file that is not Parquet
-        raise PrefdataError(f"not a readable Parquet file: {e}", file=str(path)) from None
+        raise PrefdataError(f"not a readable Parquet file: {' '.join(str(e).split())}", file=str(path)) from None
     index = 0
     batches = parquet.iter_batches(batch_size=4096)
     while True:
