@@ -15,10 +15,8 @@ from typing import Any
 MAX_DEPTH = 100
 DOCUMENT_DEPTH = 2 * MAX_DEPTH  # files prefdata writes wrap records (a quarantine line, a manifest): room for that
 TOO_DEEP = "too_deep"
-_OPENERS = (b"[", b"{")
-# A JSON string (skipped whole: brackets in text do not nest), a lone quote (a string cut off), or a bracket.
-_BYTE_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|"|[\[\]{}]', re.DOTALL)
-_TEXT_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|"|[\[\]{}]', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+_BYTE_BRACKETS = re.compile(rb"[\[\]{}]")
 
 
 def too_deep(data: bytes | str, limit: int = MAX_DEPTH) -> bool:
@@ -27,39 +25,56 @@ def too_deep(data: bytes | str, limit: int = MAX_DEPTH) -> bool:
     Never says False for text that a decoder would take deeper than ``limit``. Fast for normal records: text holding
     no more than ``limit`` opening brackets cannot nest deeper, and counting them runs at memory speed.
     """
-    if isinstance(data, str):
-        if data.count("[") + data.count("{") <= limit:
-            return False
-        return nesting_depth(data, 0, limit)[0] > limit
-    if data.count(_OPENERS[0]) + data.count(_OPENERS[1]) <= limit:
+    opener, closer = ("[", "{") if isinstance(data, str) else (b"[", b"{")
+    if data.count(opener) + data.count(closer) <= limit:
         return False
-    return _scan(_BYTE_TOKENS.finditer(data), b"[{", b"]}", limit, stop_at_zero=False)[0] > limit
+    return _scan(data, 0, limit, stop_at_zero=False)[0] > limit
 
 
 def nesting_depth(text: str, start: int, limit: int) -> tuple[int, int | None]:
     """``(depth, end)`` of the array or object that starts at ``text[start]``: its nesting depth and the index just
     after it, or None when it does not end in ``text`` (or a string in it is cut off). Scans to the end even past
     ``limit``, so a caller can skip a value too deep to decode."""
-    return _scan(_TEXT_TOKENS.finditer(text, start), "[{", "]}", limit, stop_at_zero=True)
+    return _scan(text, start, limit, stop_at_zero=True)
 
 
-def _scan(tokens, openers, closers, limit: int, *, stop_at_zero: bool) -> tuple[int, int | None]:
+def _scan(text: str | bytes, start: int, limit: int, *, stop_at_zero: bool) -> tuple[int, int | None]:
+    """Depth by brackets between strings; each string is skipped with `find` (memchr speed), not character by
+    character: a regex over the whole text ran 3x slower than `json` decoding it (HH-RLHF records)."""
+    quote, backslash, opens = ('"', "\\", "[{") if isinstance(text, str) else (b'"', b"\\", b"[{")
+    brackets = _BRACKETS if isinstance(text, str) else _BYTE_BRACKETS
     depth = deepest = 0
-    for token in tokens:
-        symbol = token.group()
-        if symbol in openers:
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit and not stop_at_zero:
-                    return deepest, None
-        elif symbol in closers:
-            depth -= 1
-        elif len(symbol) == 1:  # a lone quote: a string that does not end here
-            return deepest, None
-        if stop_at_zero and depth <= 0:
-            return deepest, token.end()
+    position, size = start, len(text)
+    while position < size:
+        string_start = text.find(quote, position)
+        for bracket in brackets.finditer(text, position, size if string_start < 0 else string_start):
+            if bracket.group() in opens:
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+                    if deepest > limit and not stop_at_zero:
+                        return deepest, None
+            else:
+                depth -= 1
+                if stop_at_zero and depth <= 0:
+                    return deepest, bracket.end()
+        if string_start < 0:
+            break
+        string_end = text.find(quote, string_start + 1)
+        while string_end > 0 and _escaped(text, string_end, backslash):
+            string_end = text.find(quote, string_end + 1)
+        if string_end < 0:  # a string cut off: it does not end here
+            break
+        position = string_end + 1
     return deepest, None
+
+
+def _escaped(text: str | bytes, index: int, backslash: str | bytes) -> bool:
+    """Whether the quote at ``index`` is escaped: an odd number of backslashes right before it."""
+    before = index
+    while before > 0 and text[before - 1 : before] == backslash:
+        before -= 1
+    return (index - before) % 2 == 1
 
 
 class TooDeepError(ValueError):

@@ -30,6 +30,7 @@ LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = codecs.BOM_UTF8
 _CHUNK = 1 << 20
+_MIN_WINDOW = 4096  # characters a JSON array element is first decoded within (then twice the previous element)
 _SPECIAL_FILES = {stat.S_IFIFO: "pipe (FIFO)", stat.S_IFCHR: "character device", stat.S_IFSOCK: "socket",
                   stat.S_IFBLK: "block device"}
 TOO_DEEP_MESSAGE = f"arrays/objects nested deeper than {MAX_DEPTH} levels"
@@ -240,6 +241,7 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
     """
     chunks = _decoded_chunks(stream, file)
     decoder = json.JSONDecoder()
+    window = _MIN_WINDOW
     buf, pos, line, eof = "", 0, 1, False
 
     def more() -> bool:
@@ -279,7 +281,13 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
             start_line = line
             while True:
                 # The depth first: an element nested too deep never reaches the (recursive) decoder.
-                depth, end = nesting_depth(buf, pos, MAX_DEPTH) if buf[pos : pos + 1] in ("[", "{") else (0, 0)
+                depth, end = 0, 0
+                if buf[pos : pos + 1] in ("[", "{"):
+                    decoded = _decode_shallow(decoder, buf, pos, window)
+                    if decoded is not None:
+                        value, end = decoded
+                        break
+                    depth, end = nesting_depth(buf, pos, MAX_DEPTH)
                 try:
                     if end is None:
                         raise ValueError("the element continues in the next chunk")
@@ -298,6 +306,7 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
                         message = getattr(e, "msg", str(e))
                         raise PrefdataError(f"truncated or invalid JSON: {message}", file=file, line=start_line) from None
             start, pos = pos, end
+            window = max(_MIN_WINDOW, 2 * (end - start))
             line += buf.count("\n", start, end)
             if depth > MAX_DEPTH:
                 yield BadRecord(file, index, start_line, TOO_DEEP, TOO_DEEP_MESSAGE, buf[start:end])
@@ -319,6 +328,22 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
                                     line=line)
     if skip_space():
         raise PrefdataError("unexpected data after the closing ']'", file=file, line=line)
+
+
+def _decode_shallow(decoder: json.JSONDecoder, buf: str, pos: int, window: int) -> tuple[Any, int] | None:
+    """The array or object at ``buf[pos]`` when it ends within ``window`` characters that hold at most `MAX_DEPTH`
+    opening brackets (so the decoder cannot nest deeper); None otherwise, for the exact scan (`nesting_depth`).
+
+    Counting brackets in a window runs at memory speed; scanning every element exactly took longer than decoding it.
+    """
+    stop = min(len(buf), pos + window)
+    if buf.count("[", pos, stop) + buf.count("{", pos, stop) > MAX_DEPTH:
+        return None
+    try:
+        value, end = decoder.raw_decode(buf[pos:stop])
+    except ValueError:
+        return None
+    return value, pos + end
 
 
 def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
