@@ -153,8 +153,10 @@ def outcome(done: subprocess.CompletedProcess, out: Path, judge, code: Path | No
 def run(argv: list, code: Path | None, out: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(code or ROOT), "HF_HUB_OFFLINE": "1"}
     args = [str(out) if a == "{out}" else str(a) for a in argv]
+    # cwd: `python -m` puts the working directory first on the path, ahead of PYTHONPATH.
     return subprocess.run([sys.executable, "-m", "prefdata.cli", *args], env=env, capture_output=True, text=True,
-                          stdin=subprocess.PIPE if "/dev/stdin" in args else subprocess.DEVNULL, timeout=300)
+                          stdin=subprocess.PIPE if "/dev/stdin" in args else subprocess.DEVNULL, timeout=300,
+                          cwd=code or ROOT)
 
 
 def main() -> None:
