@@ -79,14 +79,15 @@ def convert_lines(lines: list[bytes], first_line: int, file: str, parser: RowPar
         if not raw.strip():
             continue
         chunk.records += 1
+        if too_deep(raw):  # checked in the order `readers.iter_records` checks it: the same reason either way
+            chunk.rejects.append(Reject(TOO_DEEP, TOO_DEEP_MESSAGE, raw.decode("utf-8", "replace"), file=file,
+                                        line=number))
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             chunk.rejects.append(Reject("bad_utf8", f"invalid UTF-8 at byte {e.start}",
                                         raw.decode("utf-8", "replace"), file=file, line=number))
-            continue
-        if too_deep(raw):
-            chunk.rejects.append(Reject(TOO_DEEP, TOO_DEEP_MESSAGE, text, file=file, line=number))
             continue
         try:
             value = json.loads(text)
