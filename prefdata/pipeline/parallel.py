@@ -30,6 +30,7 @@ PairParts = tuple[list[str], list[str], str, str, str, str]
 CHUNK_BYTES = 4 << 20  # raw (decompressed) bytes of lines handed to one worker task
 PARALLEL_MIN_BYTES = 16 << 20  # below this (on disk) worker start-up costs more than it saves
 _BOM = b"\xef\xbb\xbf"
+_ALL_BUT_BRACKETS = bytes(set(range(256)) - set(b"[]{}\n"))  # `bytes.translate` deletes these
 
 
 class RowParser(Protocol):
@@ -129,8 +130,10 @@ def _string_records(lines: list[bytes], block: bytes | None = None) -> list[dict
     if block is None:
         block = b"\n".join(lines)
     # pyarrow's reader recurses in C: a line nested 100,000 deep overflows its stack (SIGSEGV), so the depth is
-    # checked first. Each line opens one object; the other openers, if fewer than the limit, cannot nest too deep.
-    if block.count(b"[") + block.count(b"{") - len(lines) >= MAX_DEPTH and any(map(too_deep, lines)):
+    # checked first, in one pass: the block's brackets and line ends alone; a line with no more than the limit of
+    # brackets cannot nest deeper than it.
+    bracket_lines = block.translate(None, _ALL_BUT_BRACKETS).split(b"\n")
+    if max(map(len, bracket_lines)) > MAX_DEPTH and any(map(too_deep, lines)):
         return None  # the per-line path quarantines the deep lines as too_deep
     import pyarrow.json as pj
 
