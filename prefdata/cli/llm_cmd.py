@@ -8,6 +8,7 @@ for it (options are recorded in the manifest and show up in shell history).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ def parse_score_range(text: str) -> tuple[float, float]:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
         raise PrefdataError(f"expected LOW,HIGH such as 0,10, not {text!r}", field="--score-range") from None
+    if not (math.isfinite(low) and math.isfinite(high)):  # nan compares false to everything; inf is no range
+        raise PrefdataError(f"LOW and HIGH must be finite numbers, not {text!r}", field="--score-range")
     if not low < high:
         raise PrefdataError(f"LOW must be below HIGH in {text!r}", field="--score-range")
     return low, high

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prefdata.contract.row import RowKind, row_kind
+from prefdata.contract.errors import PrefdataError
+from prefdata.contract.row import PREFERENCE_SCHEMA_ID, RowKind, row_kind
 
 PHASES = ("sft", "rm", "ppo")
 PARTS = ("train", "eval")
@@ -68,3 +69,11 @@ def phases_served(kind: RowKind) -> frozenset[str]:
 def kind_serves(row: Mapping[str, Any]) -> frozenset[str]:
     """The phases ``row``'s kind can be assigned to by `prefdata split`."""
     return SERVES[row_kind(row)]
+
+
+def require_preference_rows(schema_id: str, consumer: str, directory: str) -> None:
+    """Phases (and the chat formats built on them) read prompts and replies: refuse plain-text rows up front, in one
+    line, rather than fail on the first row's missing prompt."""
+    if schema_id != PREFERENCE_SCHEMA_ID:
+        raise PrefdataError(f"holds {schema_id} rows (plain text, no prompts or replies); {consumer} needs "
+                            f"{PREFERENCE_SCHEMA_ID} rows", file=str(directory))

@@ -21,12 +21,12 @@ Reason codes (stable; they name quarantine lines and validation messages):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from prefdata.contract import nesting
 from prefdata.contract.errors import RowError
 
 ROLES = ("system", "user", "assistant")
@@ -179,7 +179,9 @@ def _preference_row_errors(row: Mapping[str, Any], errors: list[RowError]) -> No
     for key in ("chosen_score", "rejected_score"):
         _collect(errors, check_score, row.get(key), key)
     try:
-        if not isinstance(json.loads(row.get("meta") or ""), dict):
+        if not isinstance(nesting.loads(row.get("meta") or "", nesting.DOCUMENT_DEPTH), dict):
             errors.append(RowError("bad_meta", "is not a JSON object", "meta"))
+    except nesting.TooDeepError as e:
+        errors.append(RowError("bad_meta", str(e), "meta"))
     except ValueError:
         errors.append(RowError("bad_meta", "is not valid JSON", "meta"))

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from prefdata.contract.errors import RowError
+from prefdata.contract.nesting import MAX_DEPTH, TOO_DEEP, too_deep
 from prefdata.contract.rules import Message, check_score, number_from_text, type_name
 
 Record = Mapping[str, Any]
@@ -46,9 +47,13 @@ class Format:
         return replace(self, parse=partial(numbers_from_text, self.parse, self.number_fields))
 
 
-def maybe_json(value: Any) -> Any:
-    """A list or object stored as JSON text (a CSV cell) is decoded; anything else is returned unchanged."""
+def maybe_json(value: Any, field_name: str | None = None) -> Any:
+    """A list or object stored as JSON text (a CSV cell) is decoded; anything else is returned unchanged.
+
+    JSON text nested too deep for the decoder is a `RowError` (``too_deep``), never a RecursionError."""
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        if too_deep(value):
+            raise RowError(TOO_DEEP, f"JSON text nested deeper than {MAX_DEPTH} levels", field_name)
         try:
             decoded = json.loads(value)
         except ValueError:
@@ -59,7 +64,10 @@ def maybe_json(value: Any) -> Any:
 
 
 def is_listy(value: Any) -> bool:
-    return isinstance(maybe_json(value), list)
+    try:
+        return isinstance(maybe_json(value), list)
+    except RowError:  # too deep to decode, but it opens a list: the parser that decodes it quarantines it
+        return value.lstrip().startswith("[")
 
 
 def require(record: Record, key: str) -> Any:
@@ -130,7 +138,7 @@ def message(value: Any, field_name: str) -> Message:
 
 def messages(value: Any, field_name: str) -> list[Message]:
     """A list of chat messages (JSON text in a CSV cell is decoded first)."""
-    value = maybe_json(value)
+    value = maybe_json(value, field_name)
     if not isinstance(value, list):
         raise RowError("schema_violation", f"is a {type_name(value)}, not a list of messages", field_name)
     return [message(item, f"{field_name}[{i}]") for i, item in enumerate(value)]
@@ -138,7 +146,7 @@ def messages(value: Any, field_name: str) -> list[Message]:
 
 def reply(value: Any, field_name: str) -> str:
     """A final reply: a string, one assistant message, or a list holding exactly one assistant message."""
-    value = maybe_json(value)
+    value = maybe_json(value, field_name)
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):

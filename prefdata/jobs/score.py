@@ -149,6 +149,8 @@ def score(
     stats: Counter[str] = Counter()
     with DatasetWriter(out, command="score", options=options or {}, schema_id=PREFERENCE_SCHEMA_ID,
                        overwrite=overwrite) as writer:
+        for name in manifest.get("splits", {}):  # every input split is an output split, even if all is quarantined
+            writer.split(name)
         asyncio.run(_score_rows(directory, writer, config, template, judge_meta, pairwise, relabel, score_range,
                                 stats, total, quiet))
         writer.extra["scored_from"] = {"path": str(directory), "splits": {

@@ -40,6 +40,7 @@ _REFUSAL = re.compile(
 GENERATION_ROUNDS = 10
 OVERFETCH = 1.25
 GENERATION_TEMPERATURE = 0.7  # what `LLMConfig.temperature` None means here: varied enough for new prompts
+SPLIT = "train"  # the one split synthesized rows go to
 GENERATED = "generated"  # the "file" of generated records in quarantine.jsonl and the manifest's files
 
 
@@ -161,6 +162,7 @@ class _Job:
 
     async def run(self, writer) -> None:
         loop = RecordLoop(writer)  # each candidate considered is one record: a row in the end, or quarantined
+        writer.split(SPLIT)  # the split exists (empty) even when every candidate is quarantined
         async with Engine(self.config) as engine:
             kept = await self._generate(engine, loop)
             if self.kind == "rlhf":
@@ -263,7 +265,7 @@ class _Job:
         except RowError as e:
             loop.quarantine(Reject.of(e, {"prompt": prompt, "completion": completion}, file=GENERATED))
             return
-        loop.row(row, "train", GENERATED)
+        loop.row(row, SPLIT, GENERATED)
 
     async def dry_run(self) -> dict[str, Any]:
         estimate = DryRunEstimate()

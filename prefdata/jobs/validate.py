@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from prefdata.contract import nesting
 from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.rules import field_pointer, number_from_text
 from prefdata.formats import FORMATS
@@ -66,11 +67,13 @@ def validate_document(path: str | os.PathLike, report: ValidationReport, out: Ec
     """A templates.json or a prefdata.json is one JSON object, not a stream of records: parse it whole (it is small)."""
     p = check_input_file(path)
     try:
-        value = json.loads(p.read_bytes().decode("utf-8-sig"))
+        value = nesting.loads(p.read_bytes().decode("utf-8-sig"), nesting.DOCUMENT_DEPTH)
     except UnicodeDecodeError as e:
         raise PrefdataError(f"invalid UTF-8 at byte {e.start}", file=str(path)) from None
     except json.JSONDecodeError as e:
         raise PrefdataError(f"invalid JSON: {e.msg}", file=str(path), line=e.lineno) from None
+    except nesting.TooDeepError as e:
+        raise PrefdataError(str(e), file=str(path)) from None
     report.files += 1
     report.records += 1
     report.schemas[str(path)] = schema
@@ -184,8 +187,10 @@ def validate_file(path: str | os.PathLike, report: ValidationReport, *, schema: 
                 break
         good = [r.value for r in head if not isinstance(r, BadRecord)]
         if not good:
-            raise PrefdataError(f"none of the first {len(head):,} records is a JSON object, so no schema can be "
-                                "detected; name one with --schema", file=file)
+            first = next((r for r in head if isinstance(r, BadRecord)), None)
+            defect = f" (the first: {first.message}, {first.reason})" if first is not None else ""
+            raise PrefdataError(f"none of the first {len(head):,} records is a readable JSON object{defect}, so no "
+                                "schema can be detected; name one with --schema", file=file)
         schema = detect_schema(good, file)
         if note is not None:
             note(f"{file}: schema {schema} (detected from the keys {', '.join(sorted(set().union(*good)))})")

@@ -9,13 +9,13 @@ is caught). Rows are streamed one Arrow record batch at a time from memory-mappe
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from prefdata.contract import nesting
 from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import SCHEMAS, UNSUP_SCHEMA_ID, row_id, unsup_id
 from prefdata.contract.rules import field_pointer, stored_row_errors
@@ -73,7 +73,7 @@ def _check_manifest(check: _Checker) -> dict[str, Any] | None:
         check.problem(f"not a prefdata dataset directory: {MANIFEST} is missing")
         return None
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = nesting.loads(path.read_text(encoding="utf-8"), nesting.DOCUMENT_DEPTH)
     except (ValueError, UnicodeDecodeError) as e:
         check.problem(f"unreadable: {e}", MANIFEST)
         return None
@@ -99,7 +99,7 @@ def _read_json(check: _Checker, relative: str) -> Any:
         check.problem("is missing", relative)
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return nesting.loads(path.read_text(encoding="utf-8"), nesting.DOCUMENT_DEPTH)
     except (ValueError, UnicodeDecodeError) as e:
         check.problem(f"unreadable: {e}", relative)
         return None
@@ -259,7 +259,7 @@ def _quarantine_reasons(check: _Checker) -> tuple[int, Counter[str]] | None:
                 continue
             lines += 1
             try:
-                entry = json.loads(raw)
+                entry = nesting.loads(raw, nesting.DOCUMENT_DEPTH)
             except ValueError as e:
                 check.problem(f"invalid JSON: {e}", f"{QUARANTINE}:{number}")
                 continue

@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from prefdata.contract import nesting
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.resources import schema_path
 
@@ -35,7 +36,7 @@ def load_schema(name: str) -> dict[str, Any]:
         raise PrefdataError(f"unknown schema {name!r}; choose auto, {', '.join(SCHEMA_NAMES)} or a .json schema file",
                             field="--schema")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return nesting.loads(path.read_text(encoding="utf-8"), nesting.DOCUMENT_DEPTH)
     except (OSError, ValueError) as e:
         raise PrefdataError(f"unreadable schema: {e}", file=str(path)) from None
 

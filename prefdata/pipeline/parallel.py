@@ -22,14 +22,16 @@ from typing import Any, Protocol, runtime_checkable
 import pyarrow as pa
 
 from prefdata.contract.errors import RowError
+from prefdata.contract.nesting import MAX_DEPTH, TOO_DEEP, too_deep
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, SCHEMAS
 from prefdata.pipeline.records import Reject
-from prefdata.storage.readers import open_binary
+from prefdata.storage.readers import TOO_DEEP_MESSAGE, open_binary
 
 PairParts = tuple[list[str], list[str], str, str, str, str]
 CHUNK_BYTES = 4 << 20  # raw (decompressed) bytes of lines handed to one worker task
 PARALLEL_MIN_BYTES = 16 << 20  # below this (on disk) worker start-up costs more than it saves
 _BOM = b"\xef\xbb\xbf"
+_ALL_BUT_BRACKETS = bytes(set(range(256)) - set(b"[]{}\n"))  # `bytes.translate` deletes these
 
 
 class RowParser(Protocol):
@@ -79,6 +81,10 @@ def convert_lines(lines: list[bytes], first_line: int, file: str, parser: RowPar
         if not raw.strip():
             continue
         chunk.records += 1
+        if too_deep(raw):  # checked in the order `readers.iter_records` checks it: the same reason either way
+            chunk.rejects.append(Reject(TOO_DEEP, TOO_DEEP_MESSAGE, raw.decode("utf-8", "replace"), file=file,
+                                        line=number))
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -122,10 +128,16 @@ def _string_records(lines: list[bytes], block: bytes | None = None) -> list[dict
     """
     if not all(map(bytes.startswith, lines, repeat(b"{"))):
         return None
-    import pyarrow.json as pj
-
     if block is None:
         block = b"\n".join(lines)
+    # pyarrow's reader recurses in C: a line nested 100,000 deep overflows its stack (SIGSEGV), so the depth is
+    # checked first, in one pass: the block's brackets and line ends alone; a line with no more than the limit of
+    # brackets cannot nest deeper than it.
+    bracket_lines = block.translate(None, _ALL_BUT_BRACKETS).split(b"\n")
+    if max(map(len, bracket_lines)) > MAX_DEPTH and any(map(too_deep, lines)):
+        return None  # the per-line path quarantines the deep lines as too_deep
+    import pyarrow.json as pj
+
     options = pj.ReadOptions(use_threads=False, block_size=len(block) + 1)
     try:
         table = pj.read_json(pa.BufferReader(block), read_options=options)

@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from prefdata.contract.errors import PrefdataError
+from prefdata.contract.nesting import MAX_DEPTH, TOO_DEEP, nesting_depth, too_deep
 
 CONTAINERS = ("jsonl", "json", "csv", "parquet", "txt")
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -28,6 +30,10 @@ LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = codecs.BOM_UTF8
 _CHUNK = 1 << 20
+_MIN_WINDOW = 4096  # characters a JSON array element is first decoded within (then twice the previous element)
+_SPECIAL_FILES = {stat.S_IFIFO: "pipe (FIFO)", stat.S_IFCHR: "character device", stat.S_IFSOCK: "socket",
+                  stat.S_IFBLK: "block device"}
+TOO_DEEP_MESSAGE = f"arrays/objects nested deeper than {MAX_DEPTH} levels"
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,18 @@ class BadRecord:
 def check_input_file(path: str | os.PathLike) -> Path:
     """Refuse what cannot be data before reading it: a missing path, a directory, an empty file, a Git LFS pointer."""
     p = Path(path)
-    if not p.exists():
-        raise PrefdataError("no such file", file=str(path))
-    if p.is_dir():
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise PrefdataError("no such file", file=str(path)) from None
+    except OSError as e:  # a symlink loop, a permission, a name too long: say which
+        raise PrefdataError(f"cannot be read: {e.strerror}", file=str(path)) from None
+    if stat.S_ISDIR(mode):
         raise PrefdataError("is a directory, not a file", file=str(path))
+    if not stat.S_ISREG(mode):
+        # Inputs are read more than once (sniffed, read, hashed for the manifest): a pipe cannot be.
+        raise PrefdataError(f"is a {_SPECIAL_FILES.get(stat.S_IFMT(mode), 'special file')}, not a regular file; "
+                            f"save the data to a file first", file=str(path))
     if p.stat().st_size == 0:
         raise PrefdataError("is empty", file=str(path))
     with open(p, "rb") as f:
@@ -66,6 +80,10 @@ def check_input_file(path: str | os.PathLike) -> Path:
             file=str(path),
         )
     return p
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"{size} bytes, more than the limit of {max_bytes}"
 
 
 def is_gzip(path: Path) -> bool:
@@ -121,7 +139,7 @@ def iter_records(
     """Stream the records of one file. ``container`` is one of `CONTAINERS` (default: from the file name)."""
     kind = container or container_of(path)
     if kind == "parquet":
-        yield from _iter_parquet(path)
+        yield from _iter_parquet(path, max_record_bytes)
         return
     with open_binary(path) as stream:
         head = stream.peek(4)[:4]
@@ -146,7 +164,10 @@ def _iter_jsonl(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record 
         here = (file, index, line_number)
         index += 1
         if len(raw) > max_bytes:
-            yield BadRecord(*here, "record_too_large", f"{len(raw)} bytes, more than the limit of {max_bytes}", None)
+            yield BadRecord(*here, "record_too_large", _too_large(len(raw), max_bytes), None)
+            continue
+        if too_deep(raw):
+            yield BadRecord(*here, TOO_DEEP, TOO_DEEP_MESSAGE, raw.decode("utf-8", "replace"))
             continue
         try:
             text = raw.decode("utf-8")
@@ -220,6 +241,7 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
     """
     chunks = _decoded_chunks(stream, file)
     decoder = json.JSONDecoder()
+    window = _MIN_WINDOW
     buf, pos, line, eof = "", 0, 1, False
 
     def more() -> bool:
@@ -258,21 +280,39 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
             skip_space()
             start_line = line
             while True:
+                # The depth first: an element nested too deep never reaches the (recursive) decoder.
+                depth, end = 0, 0
+                if buf[pos : pos + 1] in ("[", "{"):
+                    decoded = _decode_shallow(decoder, buf, pos, window)
+                    if decoded is not None:
+                        value, end = decoded
+                        break
+                    depth, end = nesting_depth(buf, pos, MAX_DEPTH)
                 try:
+                    if end is None:
+                        raise ValueError("the element continues in the next chunk")
+                    if depth > MAX_DEPTH:
+                        value = None
+                        break
                     value, end = decoder.raw_decode(buf, pos)
                     if end == len(buf) and not eof and isinstance(value, (int, float)):
                         raise ValueError("a number may continue in the next chunk")
                     break
                 except ValueError as e:
                     if len(buf) - pos > max_bytes:
-                        raise PrefdataError(f"element {index} is larger than {max_bytes} bytes", file=file,
-                                            line=start_line) from None
+                        raise PrefdataError(f"element {index} is larger than {max_bytes} bytes (record_too_large)",
+                                            file=file, line=start_line) from None
                     if not more():
                         message = getattr(e, "msg", str(e))
                         raise PrefdataError(f"truncated or invalid JSON: {message}", file=file, line=start_line) from None
-            line += buf.count("\n", pos, end)
-            pos = end
-            if isinstance(value, dict):
+            start, pos = pos, end
+            window = max(_MIN_WINDOW, 2 * (end - start))
+            line += buf.count("\n", start, end)
+            if depth > MAX_DEPTH:
+                yield BadRecord(file, index, start_line, TOO_DEEP, TOO_DEEP_MESSAGE, buf[start:end])
+            elif (end - start) * 4 > max_bytes and (size := len(buf[start:end].encode())) > max_bytes:  # 1-4 bytes a character
+                yield BadRecord(file, index, start_line, "record_too_large", _too_large(size, max_bytes), None)
+            elif isinstance(value, dict):
                 yield Record(file, index, start_line, value)
             else:
                 yield BadRecord(file, index, start_line, "not_an_object",
@@ -290,6 +330,22 @@ def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Re
         raise PrefdataError("unexpected data after the closing ']'", file=file, line=line)
 
 
+def _decode_shallow(decoder: json.JSONDecoder, buf: str, pos: int, window: int) -> tuple[Any, int] | None:
+    """The array or object at ``buf[pos]`` when it ends within ``window`` characters that hold at most `MAX_DEPTH`
+    opening brackets (so the decoder cannot nest deeper); None otherwise, for the exact scan (`nesting_depth`).
+
+    Counting brackets in a window runs at memory speed; scanning every element exactly took longer than decoding it.
+    """
+    stop = min(len(buf), pos + window)
+    if buf.count("[", pos, stop) + buf.count("{", pos, stop) > MAX_DEPTH:
+        return None
+    try:
+        value, end = decoder.raw_decode(buf[pos:stop])
+    except ValueError:
+        return None
+    return value, pos + end
+
+
 def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
     csv.field_size_limit(max(max_bytes, 1 << 20))
     dialect = "excel-tab" if file.lower().removesuffix(".gz").endswith(".tsv") else "excel"
@@ -298,6 +354,7 @@ def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | 
         header = next(reader)
         if not any(h.strip() for h in header):
             raise PrefdataError("the CSV header is empty", file=file, line=1)
+        _check_unique_columns(header, file)
         index, line = 0, reader.line_num + 1
         for cells in reader:
             here = (file, index, line)
@@ -309,10 +366,27 @@ def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | 
                 raw = dict(zip(header, cells))
                 yield BadRecord(*here, "bad_csv", f"{len(cells)} fields where the header has {len(header)}", raw)
                 continue
+            if (size := sum(map(len, cells))) * 4 > max_bytes and (size := _utf8_size(cells)) > max_bytes:
+                yield BadRecord(*here, "record_too_large", _too_large(size, max_bytes), None)
+                continue
             # CSV has no null: an empty cell is a missing value.
             yield Record(*here, {h: (c if c != "" else None) for h, c in zip(header, cells)})
     except csv.Error as e:
         raise PrefdataError(f"malformed CSV: {e}", file=file, line=reader.line_num) from None
+
+
+def _check_unique_columns(header: list[str], file: str) -> None:
+    """A column named twice would lose one of its values in the record's dict: refuse the file instead."""
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in seen:
+            raise PrefdataError(f"the CSV header names column {name!r} twice (columns {seen[name]} and {number})",
+                                file=file, line=1)
+        seen[name] = number
+
+
+def _utf8_size(cells: list[str]) -> int:
+    return sum(len(cell.encode("utf-8", "surrogatepass")) for cell in cells)
 
 
 def _iter_text_blocks(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
@@ -333,16 +407,31 @@ def _iter_text_blocks(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[R
         yield Record(file, index, start, {"text": "\n".join(block)})
 
 
-def _iter_parquet(path: str | os.PathLike) -> Iterator[Record | BadRecord]:
+def _iter_parquet(path: str | os.PathLike, max_bytes: int) -> Iterator[Record | BadRecord]:
     import pyarrow.parquet as pq
 
     p = check_input_file(path)
     try:
         parquet = pq.ParquetFile(p)
     except Exception as e:  # pyarrow raises several types for a file that is not Parquet
-        raise PrefdataError(f"not a readable Parquet file: {e}", file=str(path)) from None
+        raise PrefdataError(f"not a readable Parquet file: {' '.join(str(e).split())}", file=str(path)) from None
     index = 0
-    for batch in parquet.iter_batches(batch_size=4096):
-        for value in batch.to_pylist():
-            yield Record(str(path), index, None, value)
+    batches = parquet.iter_batches(batch_size=4096)
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is None:
+                return
+            values = batch.to_pylist()
+        except Exception as e:  # a damaged page: pyarrow raises OSError, ArrowInvalid, UnicodeDecodeError, …
+            raise PrefdataError(f"corrupt Parquet data after record {index}: {' '.join(str(e).split())}",
+                                file=str(path)) from None
+        # A row is over the limit only if the batch is: a cheap test first (nbytes of a slice counts its own values).
+        sizes = ([batch.slice(i, 1).nbytes for i in range(batch.num_rows)] if batch.nbytes > max_bytes
+                 else [0] * batch.num_rows)
+        for value, size in zip(values, sizes):
+            if size > max_bytes:
+                yield BadRecord(str(path), index, None, "record_too_large", _too_large(size, max_bytes), None)
+            else:
+                yield Record(str(path), index, None, value)
             index += 1
