@@ -128,7 +128,8 @@ def measure_process(kind: str, copy: Path, path: Path, out: Path, code: Path | N
         argv = [sys.executable, "-P", __file__, "--process", kind, str(path), str(out)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env)
+    # cwd: `python -m` puts the working directory ahead of PYTHONPATH, so run from the code being measured
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=code)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:

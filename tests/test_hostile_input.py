@@ -246,3 +246,12 @@ def test_phases_refuse_plain_text_rows():
     require_preference_rows(PREFERENCE_SCHEMA_ID, "export --format trl", "d")
     with pytest.raises(PrefdataError, match=r"^d: holds prefdata.unsup/1 rows .*; export --format trl needs"):
         require_preference_rows(UNSUP_SCHEMA_ID, "export --format trl", "d")
+
+
+@pytest.mark.parametrize("fmt", ["trl", "dschat", "chatllama"])
+def test_export_of_plain_text_rows_to_a_chat_format_is_refused(tmp_path, capsys, fmt):
+    text = tmp_path / "docs.txt"
+    text.write_text("One document.\n\nAnother one.\n")
+    assert run_cli(capsys, "import", text, "--kind", "unsup", "--out", tmp_path / "u", "-q")[0] == 0
+    line = refused(capsys, "export", tmp_path / "u", "--format", fmt, "--out", tmp_path / "e")
+    assert "prefdata.unsup/1 rows" in line and not (tmp_path / "e").exists()

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from prefdata.contract import nesting
 from prefdata.contract.errors import RowError
 from prefdata.contract.rules import (
     ROLES,
@@ -246,4 +247,5 @@ def row_kind(row: Mapping[str, Any]) -> RowKind:
 
 
 def row_meta(row: Mapping[str, Any]) -> dict[str, Any]:
-    return json.loads(row.get("meta") or "{}")
+    """A row's `meta` as a dict; decoded with the depth limit, so a tampered deep `meta` is an error, not a crash."""
+    return nesting.loads(row.get("meta") or "{}", nesting.DOCUMENT_DEPTH)

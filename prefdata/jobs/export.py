@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.phases import phase_of_rows, phase_of_split, serves
+from prefdata.contract.phases import phase_of_rows, phase_of_split, require_preference_rows, serves
 from prefdata.contract.render import render
 from prefdata.contract.row import PREFERENCE_SCHEMA
 from prefdata.pipeline.progress import progress
@@ -118,6 +118,8 @@ def export_dataset(
     if push_to_hub and format in ("dschat", "chatllama"):
         raise PrefdataError(f"--push-to-hub works with trl, jsonl and parquet, not {format}", field="push_to_hub")
     out = Path(out)
+    if format in ("trl", "dschat", "chatllama"):
+        require_preference_rows(read_manifest(directory).get("schema", ""), f"export --format {format}", str(directory))
     dataset_dict = load(directory)  # verified: a damaged input is refused before anything is written
     manifest = read_manifest(directory)
     names = splits or list(dataset_dict)
