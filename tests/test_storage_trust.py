@@ -72,3 +72,23 @@ def test_a_second_writer_fails_at_once_naming_the_holder(tmp_path):
     with output_lock(out):  # released: the next writer gets it
         pass
     assert lock_path(out).name == ".out.lock"
+
+
+def test_an_edited_descriptive_field_of_the_manifest_is_refused(tmp_path):
+    """Shard checksums protect the data; the manifest's own checksum protects what it says (the command, warnings)."""
+    directory = write_dataset(tmp_path / "d", ROWS)
+    path = directory / "prefdata.json"
+    manifest = json.loads(path.read_text())
+    assert "manifest_sha256" in manifest
+    path.write_text(json.dumps({**manifest, "command": "tset"}))
+    with pytest.raises(PrefdataError, match="edited or damaged"):
+        verify_directory(directory)
+
+
+def test_a_manifest_from_before_the_checksum_is_still_read(tmp_path):
+    directory = write_dataset(tmp_path / "d", ROWS)
+    path = directory / "prefdata.json"
+    manifest = json.loads(path.read_text())
+    del manifest["manifest_sha256"]
+    path.write_text(json.dumps(manifest))
+    assert verify_directory(directory)["splits"]["train"]["rows"] == len(ROWS)

@@ -22,7 +22,7 @@ import pyarrow as pa
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import SCHEMAS
 from prefdata.storage.arrow_format import ShardWriter, dataset_info_json
-from prefdata.storage.manifest import file_sha256, verify_directory
+from prefdata.storage.manifest import DIGEST, check_digest, file_sha256, manifest_digest, verify_directory
 from prefdata.storage.manifest import read_manifest as read_manifest  # re-exported: readers import it from here
 from prefdata.storage.publish import (
     MANIFEST,
@@ -296,6 +296,7 @@ class DatasetWriter:
             **self.extra,
             "warnings": self.warnings,
         }
+        self.manifest[DIGEST] = manifest_digest(self.manifest)
         write_json_atomic(self.tmp / MANIFEST, self.manifest)
         publish_dir(self.tmp, self.out)
         return self.manifest
@@ -319,7 +320,7 @@ def load(directory: str | os.PathLike):
     from datasets.table import MemoryMappedTable, concat_tables
 
     path = Path(directory)
-    manifest = verify_directory(path)
+    manifest = verify_directory(path, digest=False)  # checked after the shards' rows and columns, which say more
     schema = SCHEMAS[manifest["schema"]]
     info = DatasetInfo(features=features_for(manifest["schema"]))
     splits = {}
@@ -341,6 +342,7 @@ def load(directory: str | os.PathLike):
                 raise PrefdataError(f"shard columns are not those of {manifest['schema']}", file=str(shard_path))
             tables.append(table)
         splits[name] = Dataset(concat_tables(tables), info=info.copy(), split=name)
+    check_digest(manifest, str(path / MANIFEST))
     return DatasetDict(splits)
 
 

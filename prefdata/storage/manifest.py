@@ -94,11 +94,35 @@ def _check_structure(manifest: Mapping[str, Any], where: str) -> None:
         raise bad("records in, out, quarantined and quarantined by reason do not reconcile", "counts")
 
 
+DIGEST = "manifest_sha256"
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 over the manifest's own content (every field but this one, keys sorted, ASCII JSON): the shards' checksums
+    protect the data, this protects what the manifest says about it (command, options, counts, warnings)."""
+    body = {key: value for key, value in manifest.items() if key != DIGEST}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def check_digest(manifest: Mapping[str, Any], where: str) -> None:
+    """Refuse a manifest whose content differs from its recorded digest; manifests written before 0.2.0 have none."""
+    if DIGEST not in manifest:
+        return
+    try:
+        same = manifest[DIGEST] == manifest_digest(manifest)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise PrefdataError("the manifest's content differs from its checksum: it was edited or damaged", file=where,
+                            field=DIGEST)
+
+
 _SHARD_NAME = re.compile(r"data-[0-9]{5}-of-[0-9]{5}\.arrow")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def verify_directory(directory: str | os.PathLike, *, checksums: bool = True) -> dict[str, Any]:
+def verify_directory(directory: str | os.PathLike, *, checksums: bool = True, digest: bool = True) -> dict[str, Any]:
     """The manifest of ``directory`` once its shards are what the manifest says: every shard present with its size
     (and, with ``checksums``, its sha256), and the counts reconciling. Raises a one-line `PrefdataError` naming the
     first damaged shard or manifest field; nothing on disk is trusted before this passes."""
@@ -119,4 +143,6 @@ def verify_directory(directory: str | os.PathLike, *, checksums: bool = True) ->
                 missing = e.errno == errno.ENOENT
                 raise PrefdataError("shard is missing" if missing else f"cannot read the shard: {e.strerror or e}",
                                     file=str(shard_path)) from None
+    if digest:  # last: the checks above name the damaged shard or count precisely
+        check_digest(manifest, str(path / MANIFEST))
     return manifest
