@@ -165,9 +165,12 @@ def test_a_damaged_cache_entry_is_rebuilt_with_one_warning(assets, tmp_path, cap
     assert capsys.readouterr().err == ""  # the rebuilt entry is sound: opened without a word
 
 
-def test_the_key_is_the_content_not_the_manifest_fingerprint(assets, tmp_path):
+def test_other_content_under_a_borrowed_fingerprint_never_reaches_the_cache(assets, tmp_path):
+    """The cache key is the shards' content; a manifest that borrows another dataset's fingerprint for other rows is
+    refused before any cache entry is looked up (the fingerprint is checked against the shards' checksums)."""
     from transformers import AutoTokenizer
 
+    from prefdata.contract.errors import PrefdataError
     from trainers.components.tokens import TokenizeSpec, tokenized
 
     tokenizer = AutoTokenizer.from_pretrained(assets / "tok")
@@ -177,8 +180,9 @@ def test_the_key_is_the_content_not_the_manifest_fingerprint(assets, tmp_path):
     manifest["splits"]["sft_train"]["fingerprint"] = original["splits"]["sft_train"]["fingerprint"]  # ... same name
     (other / "prefdata.json").write_text(json.dumps(manifest))
     first = tokenized(assets / "split", "sft_train", tokenizer, TokenizeSpec("sft"), tmp_path / "cache", quiet=True)
-    second = tokenized(other, "sft_train", tokenizer, TokenizeSpec("sft"), tmp_path / "cache", quiet=True)
-    assert second.built and second.directory != first.directory
+    assert first.built
+    with pytest.raises(PrefdataError, match="fingerprint does not match"):
+        tokenized(other, "sft_train", tokenizer, TokenizeSpec("sft"), tmp_path / "cache", quiet=True)
 
 
 # ------------------------------------------------------------------------------------------------------- --out

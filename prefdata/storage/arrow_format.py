@@ -61,7 +61,10 @@ class ShardWriter:
     """One ``.arrow`` shard: an IPC stream written as `ArrowWriter.write_table` + `finalize` write it."""
 
     def __init__(self, path: str | os.PathLike, schema: pa.Schema) -> None:
-        self._sink = pa.OSFile(os.fspath(path), "wb")
+        try:
+            self._sink = pa.OSFile(os.fspath(path), "wb")
+        except UnicodeEncodeError:  # pyarrow opens UTF-8 paths only: a non-UTF-8 --out goes through Python's file
+            self._sink = pa.PythonFile(open(path, "wb"), mode="w")
         self._stream = pa.ipc.new_stream(self._sink, shard_schema(schema))
 
     def write_table(self, table: pa.Table) -> None:
