@@ -100,6 +100,15 @@ def test_ppo_clip_loss_averages_over_real_tokens_only():
     assert loss.item() == pytest.approx(-2.2)  # the padded token's advantage of 50 is ignored
 
 
+def test_ppo_clip_loss_is_finite_where_padding_has_equal_logprobs():
+    # Padding as the collators leave it: new and old log-probs both 0 there. The real token: ratio 1.1, A = 2.
+    logprobs, old = t([-1.0 + math.log(1.1), 0.0]), t([-1.0, 0.0])
+    loss, clip_fraction, approx_kl = rl.ppo_clip_loss(logprobs, old, t([2.0, 0.0]), t([1.0, 0.0]), 0.2)
+    assert loss.item() == pytest.approx(-2.2)
+    assert clip_fraction.item() == 0.0
+    assert approx_kl.item() == pytest.approx(1.1 - 1 - math.log(1.1))  # ratio - 1 - log ratio, real token only
+
+
 # ----------------------------------------------------------------------------------------------------- value loss
 
 
@@ -111,6 +120,12 @@ def test_clipped_value_loss_inside_and_outside_the_clip_range():
     assert rl.clipped_value_loss(t([2.0]), old, returns, mask, 0.2).item() == pytest.approx(0.5 * 0.64)
     # outside, moving away: V = 0.0: unclipped (0 - 2)^2 = 4, clipped V = 0.8: 1.44; max -> 0.5 * 4
     assert rl.clipped_value_loss(t([0.0]), old, returns, mask, 0.2).item() == pytest.approx(0.5 * 4.0)
+
+
+def test_clipped_value_loss_clips_from_below_too():
+    # returns 0 below V_old = 1; V = 0.0 hits it (0), but clipped V = 1 - 0.2 = 0.8 gives 0.64; max -> 0.5 * 0.64
+    old, returns, mask = t([1.0]), t([0.0]), torch.ones(1, 1)
+    assert rl.clipped_value_loss(t([0.0]), old, returns, mask, 0.2).item() == pytest.approx(0.5 * 0.64)
 
 
 # ------------------------------------------------------------------------------------------------ KL and rewards
