@@ -31,7 +31,7 @@ from prefdata.contract.phases import PHASES, SERVES, SPLITS
 from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, RowKind, make_row, prompt_group, row_meta
 from prefdata.pipeline import dedup
 from prefdata.pipeline.progress import info, progress
-from prefdata.storage.dataset import DatasetWriter, load, read_manifest
+from prefdata.storage.dataset import DatasetWriter, load_tables, read_manifest
 
 # Row kinds as the small integer codes the split computes with (`row_kinds`), and what each serves, in PHASES order.
 KIND_CODES: tuple[RowKind, ...] = ("pair", "demonstration", "prompt_only", "scored")
@@ -80,12 +80,12 @@ def read_inputs(directories: Sequence[str | os.PathLike], splits: Sequence[str] 
         manifest = read_manifest(directory)
         if manifest.get("schema") != PREFERENCE_SCHEMA_ID:
             raise PrefdataError(f"holds {manifest.get('schema')} rows; split needs {PREFERENCE_SCHEMA_ID}", file=str(directory))
-        dataset_dict = load(directory)
-        names = list(splits) if splits else list(dataset_dict)
+        dataset_tables = load_tables(directory)
+        names = list(splits) if splits else list(dataset_tables)
         for name in names:
-            if name not in dataset_dict:
-                raise PrefdataError(f"has no split {name!r} (it has {', '.join(dataset_dict)})", file=str(directory))
-            table = dataset_dict[name].data.table.select(PREFERENCE_SCHEMA.names)
+            if name not in dataset_tables:
+                raise PrefdataError(f"has no split {name!r} (it has {', '.join(dataset_tables)})", file=str(directory))
+            table = dataset_tables[name].select(PREFERENCE_SCHEMA.names)
             tables.append(table.cast(PREFERENCE_SCHEMA))
             parts.append((number, str(directory), name, start, table.num_rows))
             start += table.num_rows
