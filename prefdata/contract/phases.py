@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.row import PREFERENCE_SCHEMA_ID, RowKind, row_kind
+from prefdata.contract.row import PREFERENCE_SCHEMA_ID, RowKind
 
 PHASES = ("sft", "rm", "ppo")
 PARTS = ("train", "eval")
@@ -61,14 +61,6 @@ def phase_of_rows(rows: Iterable[Mapping[str, Any]]) -> str:
     return next((phase for phase in BY_NEED if rows and all(serves(row, phase) for row in rows)), BY_NEED[-1])
 
 
-def phases_served(kind: RowKind) -> frozenset[str]:
-    """The phases a row of ``kind`` can serve."""
-    return SERVES[kind]
-
-
-def kind_serves(row: Mapping[str, Any]) -> frozenset[str]:
-    """The phases ``row``'s kind can be assigned to by `prefdata split`."""
-    return SERVES[row_kind(row)]
 
 
 def require_preference_rows(schema_id: str, consumer: str, directory: str) -> None:
