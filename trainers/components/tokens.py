@@ -47,7 +47,7 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES as DATA_PHASES
 from prefdata.contract.phases import serves
 from prefdata.contract.render import TEMPLATES, render
-from prefdata.contract.row import UNSUP_SCHEMA_ID, row_meta
+from prefdata.contract.row import UNSUP_SCHEMA_ID, reply, row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import file_sha256, verify_directory
 from prefdata.storage.home import token_cache_dir
@@ -268,7 +268,7 @@ def _tokenize_labelled(rows: list[dict], enc: _Encoder, counts: Counter, columns
     examples = [(row, side, desirable) for row in rows for side, desirable in labelled_replies(row)]
     counts["not_for_phase"] += sum(1 for row in rows if not labelled_replies(row))
     prompts = [enc.render(row["prompt"]) for row, _, _ in examples]
-    fulls = [enc.render(row["prompt"], row[side]) for row, side, _ in examples]
+    fulls = [enc.render(row["prompt"], reply(row, side)) for row, side, _ in examples]
     for (ids, n_prompt), (_, _, desirable) in zip(enc.encode_replies(prompts, fulls), examples):
         fitted = _fit(ids, n_prompt, enc.spec.max_seq_len, enc.spec.truncation)
         if fitted is None:
