@@ -1,12 +1,14 @@
 """Peak resident memory of SFT and DPO with and without LoRA on the same model (issue #13 item 3).
 
-    python bench/lora_memory.py [--work DIR] [--layers 8] [--width 768] [--steps 2]
+    python bench/lora_memory.py [--work DIR] [--layers 8] [--width 768] [--steps 2] [--micro-batch-size 4]
+                                [--max-seq-len 256]
 
 Builds the bundled sample into a phase split and a tokenizer (`prefdata import --sample`, `split`, `train
 tokenizer`), writes a GPT-2 config of the given size (no download), then runs each recipe in its own process, once
 with full fine-tuning and once with ``--lora-rank 16``, and reads the process's peak RSS (``ru_maxrss`` from
 ``wait4``). Full fine-tuning holds fp32 gradients and two Adam moments for every weight; LoRA holds them for the
-adapters only, so the gap is about 12 bytes per base parameter.
+adapters only, so the gap is up to about 12 bytes per base parameter; it shrinks where the activations of the backward
+pass, which LoRA does not reduce, set the peak (larger batches and sequences).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--lora-rank", type=int, default=16)
+    parser.add_argument("--micro-batch-size", type=int, default=4)
+    parser.add_argument("--max-seq-len", type=int, default=256)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="prefdata-lora-bench-"))
     env = {**os.environ, "PREFDATA_HOME": str(work / "home"),
@@ -69,8 +73,8 @@ def main() -> None:
     spec = json.loads(config.read_text())
     params = sum(p.numel() for p in AutoModelForCausalLM.from_config(
         AutoConfig.for_model(spec.pop("model_type"), vocab_size=2000, **spec)).parameters())
-    print(f"model: gpt2 {args.layers} layers x {args.width}, {params / 1e6:.1f}M parameters; torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs")
+    print(f"model: gpt2 {args.layers} layers x {args.width}, {params / 1e6:.1f}M parameters; micro-batch "
+          f"{args.micro_batch_size}, max {args.max_seq_len} tokens; torch {torch.__version__}, {os.cpu_count()} CPUs")
     print("| recipe | mode | peak RSS (MiB) | wall (s) |")
     print("|---|---|---:|---:|")
     for recipe in ("sft", "dpo"):
@@ -78,8 +82,9 @@ def main() -> None:
             out = work / f"{recipe}-{'lora' if extra else 'full'}"
             command = [sys.executable, "-m", f"trainers.recipes.{recipe}", "--data", str(work / "split"), "--model",
                        f"config:{config}", "--tokenizer", str(work / "tok"), "--out", str(out), "--dtype", "fp32",
-                       "--zero-stage", "0", "--micro-batch-size", "4", "--max-steps", str(args.steps),
-                       "--max-seq-len", "256", "--truncate", "left", "--eval-batch-size", "4", "--quiet", *extra]
+                       "--zero-stage", "0", "--micro-batch-size", str(args.micro_batch_size), "--max-steps",
+                       str(args.steps), "--max-seq-len", str(args.max_seq_len), "--truncate", "left",
+                       "--eval-batch-size", str(args.micro_batch_size), "--quiet", *extra]
             peak, seconds = run(command, env)
             print(f"| {recipe} | {mode} | {peak:.0f} | {seconds:.0f} |", flush=True)
 
