@@ -23,6 +23,7 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_of_split
 from prefdata.contract.row import PREFERENCE_SCHEMA_IDS
 from prefdata.storage.dataset import load, read_manifest
+from prefdata.storage.rows import reply_texts
 
 CARD = "README.md"
 _TOKEN_BATCH = 1024
@@ -60,15 +61,6 @@ def rows_serving(table: pa.Table) -> dict[str, int]:
 def _count_true(values: pa.ChunkedArray) -> int:
     """How many values are true (nulls are not)."""
     return int(pc.sum(pc.fill_null(values, False).cast(pa.int64())).as_py() or 0)
-
-
-def reply_texts(table: pa.Table, side: str) -> pa.Array:
-    """Each row's ``side`` reply as one text: the plain reply, or the contents of its turns one per line; null where
-    there is none."""
-    text = table.column(side).combine_chunks()
-    turns = table.column(f"{side}_turns").combine_chunks()
-    joined = pc.binary_join(pa.ListArray.from_arrays(turns.offsets, turns.values.field("content")), "\n")
-    return pc.if_else(pc.is_valid(turns), joined, text)
 
 
 def tool_figures(table: pa.Table) -> dict[str, int]:
