@@ -12,6 +12,7 @@ client's wall clock. Behaviour is scripted per test:
 - ``script``: a list of actions consumed one per request before the default behaviour, each a dict such as
   ``{"status": 429, "retry_after": 1}``, ``{"status": 500, "retry_after_ms": 1}``, ``{"hang": 5}``,
   ``{"malformed": True}``, ``{"text": "not a number"}``, ``{"usage": [1, 2]}`` (what the reply carries as ``usage``),
+  ``{"finish_reason": "length"}`` (what the choice says instead of ``stop``),
   ``{"status": 401, "echo_auth": True}`` (the error message quotes the request's Authorization header, as some
   servers and proxies do).
 - ``rules``: ``[(predicate(body) -> bool, action)]`` applied to every matching request (always, not consumed).
@@ -168,6 +169,8 @@ class FakeOpenAI:
             return
         text = action["text"] if "text" in action else self.reply(body)
         completion = _completion(path, body, text)
+        if "finish_reason" in action:
+            completion["choices"][0]["finish_reason"] = action["finish_reason"]
         if "usage" in action:
             completion["usage"] = action["usage"]
         await self._write(writer, entry, 200, completion)
