@@ -247,8 +247,9 @@ class _LLMMethod(_Method):
         summary = {"llm": {**next(iter(engines.values())).summary(), "model": list(engines)}, **self.finish(done)}
         return done, summary
 
+    @abstractmethod
     def finish(self, done: dict[int, dict[str, Any] | Reject]) -> dict[str, Any]:
-        return dict(sorted(self.stats.items()))
+        """What the manifest's ``rank`` block adds about this run (counts, agreement)."""
 
 
 class _JudgeMethod(_LLMMethod):
@@ -297,6 +298,12 @@ class _PairwiseMethod(_LLMMethod):
         engine = next(iter(engines.values()))
         self.stats["comparisons_all_pairs"] += len(rows) * (len(rows) - 1) // 2
         return await rank_judges.pairwise_scores(engine, self.template, rows, self.stats)
+
+    def finish(self, done):
+        asked = self.stats["comparisons"]
+        return {"comparisons": asked, "comparisons_all_pairs": self.stats["comparisons_all_pairs"],
+                "verdicts": {v: self.stats[v] for v in rank_judges.VERDICT_COUNTS},
+                "consistency": round(1 - self.stats["inconsistent"] / asked, 4) if asked else None}
 
 
 class _RewardMethod(_Method):

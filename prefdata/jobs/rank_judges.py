@@ -32,7 +32,10 @@ from prefdata.llm.templating import ASPECT_PREFIX, fill
 from prefdata.pipeline.records import Reject
 
 COMBINE_RULES = ("mean", "min")
-ASPECT_RANGE = (1.0, 5.0)  # UltraFeedback's rating scale, what the bundled aspect templates ask for
+ASPECT_RANGE = (1.0, 5.0)
+# `score.pairwise_verdict` names the sides of a labelled pair; here they are the first and second answer compared.
+VERDICTS = {"chosen": "first", "rejected": "second", "tie": "tie", "inconsistent": "inconsistent"}
+VERDICT_COUNTS = ("first", "second", "tie", "inconsistent", "unparseable")  # UltraFeedback's rating scale, what the bundled aspect templates ask for
 
 
 def combine(ratings: Mapping[str, float], rule: str) -> float:
@@ -120,13 +123,13 @@ async def pairwise_scores(engine: Engine, template: str, rows: Sequence[Mapping[
         (one, _), (two, _) = await asyncio.gather(ask_judge(engine, first, parse_choice, what=what, seed=seed),
                                                   ask_judge(engine, second, parse_choice, what=what, seed=seed))
         stats["comparisons"] += 1
-        verdict = "unparseable" if one is None or two is None else pairwise_verdict(one, two)[0]
-        stats[f"verdict_{verdict}"] += 1
+        verdict = "unparseable" if one is None or two is None else VERDICTS[pairwise_verdict(one, two)[0]]
+        stats[verdict] += 1
         verdicts[(a, b)] = verdicts[(b, a)] = verdict
-        if verdict == "chosen":
+        if verdict == "first":
             wins[a] += 1
             return 1
-        if verdict == "rejected":
+        if verdict == "second":
             wins[b] += 1
             return -1
         return 0
@@ -135,7 +138,7 @@ async def pairwise_scores(engine: Engine, template: str, rows: Sequence[Mapping[
     scores: dict[int, float] = {}
     score = float(len(rows) - 1)
     for position, index in enumerate(order):
-        if position and verdicts.get((order[position - 1], index), "chosen") in ("chosen", "rejected"):
+        if position and verdicts.get((order[position - 1], index), "first") in ("first", "second"):
             score -= 1  # not compared with the one before it, or compared and found worse
         scores[index] = score
     return [(scores[i], {"wins": wins[i], "compared_with": sum(1 for (a, _b) in verdicts if a == i)})
