@@ -184,3 +184,35 @@ def test_wrong_ranker_settings_are_one_line_errors(tmp_path):
         with pytest.raises(PrefdataError, match=message):
             rank(directory, tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_counts_requests_and_sends_none(tmp_path):
+    directory, rows = answers_dir(tmp_path)
+    with FakeOpenAI(reply=aspect_judge) as server:
+        cold = rank(directory, tmp_path / "dry", by="judge", config=cfg(server, tmp_path, dry_run=True), judges=["j"])
+        assert server.requests == [] and not (tmp_path / "dry").exists()
+        assert cold["requests"] == len(rows) * len(ASPECTS) and cold["cached_hits"] == 0
+        rank(directory, tmp_path / "out", by="judge", config=cfg(server, tmp_path), judges=["j"], quiet=True)
+        warm = rank(directory, tmp_path / "dry", by="judge", config=cfg(server, tmp_path, dry_run=True), judges=["j"])
+        assert warm["requests"] == 0 and warm["cached_hits"] == len(rows) * len(ASPECTS)
+        pairwise = rank(directory, tmp_path / "dry", by="pairwise", config=cfg(server, tmp_path, dry_run=True),
+                        judges=["j"])
+        assert pairwise["requests"] == len(PROMPTS) * 2 * merge_sort_worst_case(4)
+
+
+def test_cli_panel(tmp_path):
+    import subprocess
+
+    from llm_support import env_for, prefdata_cmd
+
+    directory, rows = answers_dir(tmp_path)
+    with FakeOpenAI(reply=aspect_judge) as server:
+        done = subprocess.run(prefdata_cmd("rank", str(directory), "--out", str(tmp_path / "out"), "--by", "panel",
+                                           "--model", "j1", "--model", f"j2={server.url}", "--aspects", "honesty",
+                                           "--cache", str(tmp_path / "c.sqlite"), "-q"),
+                              capture_output=True, text=True, env=env_for(server), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(rows)} records in -> {len(rows)} rows" in done.stdout and f"{2 * len(rows)} requests" in done.stdout
+    manifest = json.loads((tmp_path / "out" / "prefdata.json").read_text())
+    assert manifest["options"]["model"] == ["j1", f"j2=127.0.0.1:{server.port}"]  # a host, never the URL
+    assert manifest["rank"]["judges"] == ["j1", "j2"] and "fleiss_kappa" in manifest["rank"]

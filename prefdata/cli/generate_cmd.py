@@ -45,6 +45,13 @@ def _config(kwargs: dict[str, Any]) -> tuple[LLMConfig, list[str]]:
     return pop_config(LLMConfig, kwargs), models
 
 
+def _recorded_models(models: list[str]) -> list[str]:
+    """``--model`` values as the manifest records them: ``NAME=URL`` becomes ``NAME=HOST`` (a URL may carry secrets)."""
+    policies = [generate.Policy.parse(spec) for spec in models]
+    return [p.name if p.base_url is None else f"{p.name}={LLMConfig(p.name, p.base_url).base_url_host()}"
+            for p in policies]
+
+
 @click.command("generate")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), required=True)
@@ -62,7 +69,7 @@ def generate_command(directory: str, out: str, **kwargs: Any) -> None:
     """Sample K answers per prompt from one or several OpenAI-compatible policies (quarantining empty, truncated,
     refused and duplicate answers)."""
     config, models = _config(kwargs)
-    options = _recorded({"directory": directory, "out": out, **kwargs}, config) | {"model": models}
+    options = _recorded({"directory": directory, "out": out, **kwargs}, config) | {"model": _recorded_models(models)}
     _finish(generate.generate(directory, out, models=models, config=config, options=options, **kwargs), out)
 
 
@@ -92,7 +99,8 @@ def rank_command(directory: str, out: str, by: str, reward_model: str | None, ba
     """Score and rank the answers of each prompt (a `prefdata generate` output) with a judge, a panel or a reward
     model; `prefdata split --pairs` then makes the pairs."""
     config, models = _config(kwargs)
-    options = {**_recorded({"directory": directory, "out": out, "by": by, **kwargs}, config), "model": models,
+    options = {**_recorded({"directory": directory, "out": out, "by": by, **kwargs}, config),
+               "model": _recorded_models(models),
                "reward_model": reward_model, "batch_size": batch_size, "render_template": render_template,
                "max_seq_len": max_seq_len}
     scorer = None

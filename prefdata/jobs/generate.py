@@ -24,8 +24,7 @@ from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, canonical_json, make_row
 from prefdata.jobs.score import conversation_text, derive_seed
 from prefdata.jobs.synthesize import is_refusal
-from prefdata.llm.accounting import Accounting
-from prefdata.llm.batch import DryRunEstimate, ordered_map
+from prefdata.llm.batch import DryRunEstimate, engines_for, ordered_map
 from prefdata.llm.engine import ChatRequest, ChatResult, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
@@ -191,42 +190,34 @@ class _Job:
         seed = (base + answer_index) % 2**31
         return ChatRequest.of(messages, self.config, seed=seed, top_p=self.top_p)
 
-    def engines(self) -> dict[str, Engine]:
-        """One engine per policy (its own server, slots and pacing), one `Accounting` for the run's --max-cost."""
-        shared = Accounting(self.config.price_in, self.config.price_out, self.config.max_cost)
-        return {p.name: Engine(replace(self.config, model=p.name, base_url=p.base_url or self.config.base_url),
-                               accounting=shared) for p in self.policies}
+    def configs(self) -> dict[str, LLMConfig]:
+        """The engine settings of each policy: its own model name and server, the run's other settings."""
+        return {p.name: replace(self.config, model=p.name, base_url=p.base_url or self.config.base_url)
+                for p in self.policies}
 
     async def run(self, directory: str | os.PathLike, prompts: list[PromptItem], writer) -> None:
-        engines = self.engines()
         loop = RecordLoop(writer)
-        for engine in engines.values():
-            await engine.__aenter__()
-        try:
+        hosts = {name: config.base_url_host() for name, config in self.configs().items()}
+        per_prompt = len(self.policies) * self.k
+        async with engines_for(self.configs()) as engines:
             async def answer_all(item: PromptItem) -> tuple[PromptItem, list[Answer]]:
                 asks = [(p, i, self.request(item, p, i)) for p in self.policies for i in range(self.k)]
                 results = await asyncio.gather(*(_ask(engines[p.name], r) for p, i, r in asks))
                 return item, [Answer(p, i, r, res) for (p, i, r), res in zip(asks, results)]
 
-            per_prompt = len(self.policies) * self.k
+            # enough prompts under way to keep every server's slots busy (each prompt asks `per_prompt` requests)
             window = -(-2 * self.config.concurrency * len(self.policies) // per_prompt) + 1
             bar = progress(None, desc="generate", total=len(prompts) * per_prompt, quiet=self.quiet, unit="answer")
-            stats = {"answers_requested": 0}
             async for item, answers in ordered_map(prompts, answer_all, window=window):
-                self._write(loop, f"{directory}/{item.split}", item, answers, engines)
-                stats["answers_requested"] += len(answers)
+                self._write(loop, f"{directory}/{item.split}", item, answers, hosts)
                 bar.update(len(answers))
             bar.close()
-        finally:
-            for engine in engines.values():
-                await engine.__aexit__(None, None, None)
+            first = next(iter(engines.values()))
+            writer.extra["llm"] = {**first.summary(), "model": list(engines), "base_url_host": sorted(set(hosts.values()))}
         loop.finish()
-        writer.extra["llm"] = {**_merged_summary(engines), "policies": [e.summary() | {"model": name} for name, e
-                                                                          in engines.items()]}
         writer.extra["generate"] = {
-            "prompts": len(prompts), "n_completions": self.k, **stats,
-            "policies": [{"model": p.name, "base_url_host": engines[p.name].config.base_url_host()}
-                         for p in self.policies],
+            "prompts": len(prompts), "n_completions": self.k, "answers_requested": len(prompts) * per_prompt,
+            "policies": [{"model": name, "base_url_host": host} for name, host in hosts.items()],
             "sampling": self.sampling(), **self.template_meta(),
         }
 
@@ -240,7 +231,7 @@ class _Job:
         return {"template": self.template[0], "template_sha256": template_sha256(self.template[1])}
 
     def _write(self, loop: RecordLoop, file: str, item: PromptItem, answers: list[Answer],
-               engines: dict[str, Engine]) -> None:
+               hosts: dict[str, str]) -> None:
         """Each answer of one prompt: a row, or quarantined (the first of identical texts is the one kept)."""
         kept: dict[str, tuple[str, int, str]] = {}  # text -> (policy, answer index, row id)
         for answer in answers:
@@ -262,7 +253,7 @@ class _Job:
                 loop.quarantine(Reject(*problem, record, file=file, index=item.index))
                 continue
             meta = {"generate": {
-                "model": answer.policy.name, "base_url_host": engines[answer.policy.name].config.base_url_host(),
+                "model": answer.policy.name, "base_url_host": hosts[answer.policy.name],
                 "seed": answer.request.seed, "sampling": self.sampling() | {"seed": answer.request.seed},
                 **self.template_meta(), "answer_index": answer.answer_index, "n_completions": self.k,
                 "finish_reason": result.finish_reason, "prompt_row": item.row_id, "prompt_source": item.source,
@@ -276,23 +267,16 @@ class _Job:
             loop.row(row, item.split, file)
 
     async def dry_run(self, prompts: list[PromptItem]) -> dict[str, Any]:
-        engines = self.engines()
         estimate = DryRunEstimate()
-        for engine in engines.values():
-            await engine.__aenter__()
-        try:
+        async with engines_for(self.configs()) as engines:
             for item in prompts:
                 for policy in self.policies:
                     for i in range(self.k):
                         estimate.add(engines[policy.name], self.request(item, policy, i))
             estimate.notes.append(f"{len(prompts)} distinct prompt(s) x {len(self.policies)} policy(ies) x "
                                   f"{self.k} answer(s)")
-            first = next(iter(engines.values()))
-            return {**estimate.as_dict(first), "model": [p.name for p in self.policies],
-                    "base_url_host": [e.config.base_url_host() for e in engines.values()]}
-        finally:
-            for engine in engines.values():
-                await engine.__aexit__(None, None, None)
+            return {**estimate.as_dict(next(iter(engines.values()))), "model": list(engines),
+                    "base_url_host": sorted({e.config.base_url_host() for e in engines.values()})}
 
 
 async def _ask(engine: Engine, request: ChatRequest) -> ChatResult | RequestRejected:
@@ -300,11 +284,4 @@ async def _ask(engine: Engine, request: ChatRequest) -> ChatResult | RequestReje
         return await engine.complete(request)
     except RequestRejected as e:
         return e
-
-
-def _merged_summary(engines: dict[str, Engine]) -> dict[str, Any]:
-    """The run's totals (the engines share one `Accounting`), with every server's host."""
-    first = next(iter(engines.values()))
-    hosts = sorted({e.config.base_url_host() for e in engines.values()})
-    return {**first.summary(), "model": [name for name in engines], "base_url_host": ", ".join(hosts)}
 

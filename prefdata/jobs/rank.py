@@ -25,10 +25,10 @@ from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, canonical_json, make_row, row_kind, row_meta
 from prefdata.jobs import rank_judges
 from prefdata.jobs.generate import parse_policies
-from prefdata.jobs.score import JUDGE_TEMPERATURE
-from prefdata.llm.batch import ordered_map
-from prefdata.llm.engine import Engine, LLMConfig, RequestRejected
-from prefdata.llm.templating import ASPECT_PREFIX, aspect_names, load_templates, template_sha256
+from prefdata.jobs.score import JUDGE_TEMPERATURE, conversation_text
+from prefdata.llm.batch import DryRunEstimate, engines_for, ordered_map
+from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestRejected
+from prefdata.llm.templating import ASPECT_PREFIX, aspect_names, fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
 from prefdata.pipeline.records import RecordLoop, Reject
 
@@ -104,6 +104,10 @@ def rank(
     method = _method(by, config, judges, aspects, combine, score_range, templates, scorer)
     manifest = read_manifest(directory)
     rows, groups = read_groups(directory)
+    if config is not None and config.dry_run:
+        if not isinstance(method, _LLMMethod):
+            raise PrefdataError("--dry-run estimates LLM requests; --by reward-model sends none", field="--dry-run")
+        return asyncio.run(method.dry_run(groups))
     with DatasetWriter(out, command="rank", options=options or {}, schema_id=PREFERENCE_SCHEMA_ID,
                        overwrite=overwrite) as writer:
         for name in manifest.get("splits", {}):
@@ -218,15 +222,8 @@ class _LLMMethod(_Method):
         return 1
 
     async def run(self, groups, quiet):
-        from prefdata.llm.accounting import Accounting
-
-        first = next(iter(self.configs.values()))
-        shared = Accounting(first.price_in, first.price_out, first.max_cost)
-        engines = {name: Engine(config, accounting=shared) for name, config in self.configs.items()}
-        for engine in engines.values():
-            await engine.__aenter__()
         done: dict[int, dict[str, Any] | Reject] = {}
-        try:
+        async with engines_for(self.configs) as engines:
             async def one(group: Group):
                 try:
                     return group, await self.score_group(engines, group.rows)
@@ -234,18 +231,30 @@ class _LLMMethod(_Method):
                     reason = f"the server refused a judge request (HTTP {e.status}): {e.message}"
                     return group, [Reject("llm_rejected", reason, row) for row in group.rows]
 
+            # enough prompts under way to keep every judge's slots busy
             per_group = max(1, self.requests_per_answer() * max((len(g.rows) for g in groups), default=1))
-            window = -(-2 * first.concurrency * len(engines) // per_group) + 1
+            concurrency = next(iter(self.configs.values())).concurrency
+            window = -(-2 * concurrency * len(engines) // per_group) + 1
             bar = progress(None, desc="rank", total=len(groups), quiet=quiet, unit="prompt")
             async for group, outcomes in ordered_map(groups, one, window=window):
                 done.update(self.ranked_rows(group, outcomes))
                 bar.update(1)
             bar.close()
-        finally:
-            for engine in engines.values():
-                await engine.__aexit__(None, None, None)
-        summary = {"llm": {**next(iter(engines.values())).summary(), "model": list(engines)}, **self.finish(done)}
-        return done, summary
+            llm = {**next(iter(engines.values())).summary(), "model": list(engines)}
+        return done, {"llm": llm, **self.finish(done)}
+
+    async def dry_run(self, groups: list[Group]) -> dict[str, Any]:
+        """What `run` would send (the first ask of each request; unreadable replies add one follow-up each)."""
+        estimate = DryRunEstimate()
+        async with engines_for(self.configs) as engines:
+            for group in groups:
+                self.estimate(engines, group.rows, estimate)
+            estimate.notes.append("an unreadable judge reply adds one follow-up request")
+            return {**estimate.as_dict(next(iter(engines.values()))), "model": list(engines)}
+
+    @abstractmethod
+    def estimate(self, engines: dict[str, Engine], rows: list[dict[str, Any]], estimate: DryRunEstimate) -> None:
+        """Add the requests that ranking ``rows`` (one prompt's answers) would send."""
 
     @abstractmethod
     def finish(self, done: dict[int, dict[str, Any] | Reject]) -> dict[str, Any]:
@@ -261,6 +270,13 @@ class _JudgeMethod(_LLMMethod):
 
     def requests_per_answer(self) -> int:
         return len(self.aspects) * len(self.configs)
+
+    def estimate(self, engines, rows, estimate):
+        for engine in engines.values():
+            for row in rows:
+                for aspect in self.aspects:
+                    estimate.add(engine, rank_judges.aspect_request(engine.config, self.templates, aspect,
+                                                                    row["prompt"], row["chosen"]))
 
     async def score_group(self, engines, rows):
         if len(engines) == 1:
@@ -293,6 +309,16 @@ class _PairwiseMethod(_LLMMethod):
 
     def requests_per_answer(self) -> int:
         return 2
+
+    def estimate(self, engines, rows, estimate):
+        """At most two requests per comparison of the merge sort's worst case, each sized like the first two answers'."""
+        if len(rows) < 2:
+            return
+        engine = next(iter(engines.values()))
+        content = fill(self.template, user_input=conversation_text(rows[0]["prompt"]), response_a=rows[0]["chosen"],
+                       response_b=rows[1]["chosen"])
+        request = ChatRequest.of([{"role": "user", "content": content}], engine.config)
+        estimate.add(engine, request, count=2 * rank_judges.merge_sort_worst_case(len(rows)))
 
     async def score_group(self, engines, rows):
         engine = next(iter(engines.values()))

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from prefdata.jobs.score import ask_judge, conversation_text, derive_seed, pairwise_verdict, parse_choice, parse_score
-from prefdata.llm.engine import Engine
+from prefdata.llm.engine import ChatRequest, Engine, LLMConfig
 from prefdata.llm.templating import ASPECT_PREFIX, fill
 from prefdata.pipeline.records import Reject
 
@@ -44,19 +44,25 @@ def combine(ratings: Mapping[str, float], rule: str) -> float:
     return min(values) if rule == "min" else sum(values) / len(values)
 
 
+def aspect_request(config: LLMConfig, templates: Mapping[str, str], aspect: str, prompt: list[Mapping[str, str]],
+                   answer: str) -> ChatRequest:
+    """The request that rates ``answer`` on ``aspect`` (what `rate_aspects` sends first, and --dry-run counts)."""
+    content = fill(templates[ASPECT_PREFIX + aspect], user_input=conversation_text(prompt), completion=answer)
+    seed = derive_seed(config.seed, "aspect", aspect, content)
+    return ChatRequest.of([{"role": "user", "content": content}], config, seed=seed)
+
+
 async def rate_aspects(engine: Engine, templates: Mapping[str, str], aspects: Sequence[str],
                        prompt: list[Mapping[str, str]], answer: str, score_range: tuple[float, float]
                        ) -> tuple[dict[str, float] | None, str]:
     """The judge's rating of ``answer`` on each aspect; ``(None, the unreadable reply)`` if one aspect's reply does not
     parse after one follow-up."""
     low, high = score_range
-    user_input = conversation_text(prompt)
 
     async def one(aspect: str):
-        content = fill(templates[ASPECT_PREFIX + aspect], user_input=user_input, completion=answer)
-        seed = derive_seed(engine.config.seed, "aspect", aspect, content)
-        return await ask_judge(engine, content, lambda text: parse_score(text, low, high),
-                               what=f"a whole number from {low:g} to {high:g}", seed=seed)
+        request = aspect_request(engine.config, templates, aspect, prompt, answer)
+        return await ask_judge(engine, request.messages[0][1], lambda text: parse_score(text, low, high),
+                               what=f"a whole number from {low:g} to {high:g}", seed=request.seed)
 
     results = await asyncio.gather(*(one(aspect) for aspect in aspects))
     for value, texts in results:
