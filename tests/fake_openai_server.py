@@ -215,13 +215,21 @@ def spawn(latency: float, reply: str = "echo"):
     return process, f"http://127.0.0.1:{int(line.split()[1])}/v1"
 
 
+def seeded_reply(body: dict[str, Any]) -> str:
+    """`default_reply` plus the request's seed: a policy whose K samples of one prompt differ."""
+    return f"{default_reply(body)} (seed {body.get('seed')})"
+
+
+REPLIES = {"echo": default_reply, "score": score_reply, "seeded": seeded_reply}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--reply", choices=["echo", "score"], default="echo", help="echo the prompt, or answer 0-10")
+    parser.add_argument("--reply", choices=list(REPLIES), default="echo",
+                        help="echo the prompt, answer 0-10, or echo with the request's seed")
     args = parser.parse_args()
-    server = FakeOpenAI(reply=score_reply if args.reply == "score" else default_reply, latency=args.latency,
-                        record=False)
+    server = FakeOpenAI(reply=REPLIES[args.reply], latency=args.latency, record=False)
 
     async def run() -> None:
         await server.serve()
