@@ -183,3 +183,16 @@ def test_cli_summary_and_one_line_errors(prompts_dir, tmp_path):
                              timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no split(s) test" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_max_cost_caps_the_run_across_policies(prompts_dir, tmp_path):
+    from prefdata.llm.accounting import BudgetExceeded
+
+    with FakeOpenAI(reply=policy_reply) as first, FakeOpenAI(reply=policy_reply) as second:
+        config = cfg(first, tmp_path, price_in=1000.0, price_out=1000.0, max_cost=0.2, concurrency=2)
+        with pytest.raises(BudgetExceeded):
+            generate(prompts_dir, tmp_path / "out", models=[f"a={first.url}", f"b={second.url}"], config=config,
+                     n_completions=K, quiet=True)
+        sent = len(first.requests) + len(second.requests)
+    # a request costs about 0.02 here (~20 tokens at 1000 per 1M): the 24 requests of the two policies cannot all fit
+    assert 0 < sent < 2 * 3 * K and not (tmp_path / "out").exists()
