@@ -27,7 +27,14 @@ run prefdata train reward --data "$OUT/split" --model "$OUT/sft" --out "$OUT/rm"
     --dtype fp32 --lr 1e-3 --epochs 2 --micro-batch-size 16 --quiet
 
 # 2. Serve the SFT checkpoint. Its chat template is the dschat rendering the SFT run trained on
-#    ("Human: …\n\nAssistant: …", a system message as a first paragraph; prefdata.contract.render).
+#    ("Human: …\n\nAssistant: …", a system message as a first paragraph; prefdata.contract.render), and its
+#    generation config must ask for sampling: without `do_sample`, `transformers serve` decodes greedily and ignores
+#    the per-request seed and temperature, so the K answers come out identical (and `generate` keeps only one).
+python - "$OUT/sft/generation_config.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+json.dump({**config, "do_sample": True}, open(sys.argv[1], "w"), indent=2)
+PY
 cat > "$OUT/sft/chat_template.jinja" <<'JINJA'
 {%- for m in messages -%}
 {%- if not loop.first %}{{ '\n\n' }}{% endif -%}
