@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from prefdata.contract.errors import PrefdataError, RowError
-from prefdata.contract.row import PREFERENCE_SCHEMA_ID, canonical_json, make_row, row_kind, row_meta
+from prefdata.contract.row import PREFERENCE_SCHEMA_ID, canonical_json, make_row, row_meta
 from prefdata.jobs import rank_judges
 from prefdata.jobs.generate import parse_policies
 from prefdata.jobs.score import JUDGE_TEMPERATURE, conversation_text
@@ -54,8 +54,10 @@ class Group:
 
 
 def rankable(row: Mapping[str, Any]) -> bool:
-    """An answer: a reply and no rejected reply (a `generate` row, or a scored row being ranked again)."""
-    return row_kind(row) in ("demonstration", "scored")
+    """An answer: one plain reply and nothing on the rejected side (a `generate` row, or a scored row being ranked
+    again); an unpaired or multi-message row of `prefdata.preference/2` is not one."""
+    return (isinstance(row.get("chosen"), str) and row.get("rejected") is None and not row.get("rejected_turns")
+            and row.get("label") is None)
 
 
 def read_groups(directory: str | os.PathLike) -> tuple[list[tuple[str, dict[str, Any]]], list[Group]]:
