@@ -110,11 +110,12 @@ def _finish(result: dict, out: str) -> None:
     if result.get("dry_run"):
         click.echo(json.dumps(result, indent=2))
         return
-    llm = result.get("llm", {})
     line = summary_line(result, out)
-    line += (f"; {llm.get('requests', 0):,} requests, {llm.get('cached_hits', 0):,} cached, "
-             f"{llm.get('tokens_in', 0):,}/{llm.get('tokens_out', 0):,} tokens in/out, "
-             f"cost {llm.get('estimated_cost', 0):.4f}")
+    llm = result.get("llm")
+    if llm is not None:  # `rank --by reward-model` asks no LLM
+        line += (f"; {llm.get('requests', 0):,} requests, {llm.get('cached_hits', 0):,} cached, "
+                 f"{llm.get('tokens_in', 0):,}/{llm.get('tokens_out', 0):,} tokens in/out, "
+                 f"cost {llm.get('estimated_cost', 0):.4f}")
     click.echo(line)
 
 
@@ -239,7 +240,8 @@ def rank_command(directory: str, out: str, by: str, reward_model: str | None, ba
     if by == "reward-model":
         if reward_model is None:
             raise PrefdataError("--by reward-model needs --reward-model DIR", field="--reward-model")
-        scorer = _reward_scorer(reward_model, batch_size=batch_size, template=render_template, max_seq_len=max_seq_len)
+        scorer = _reward_scorer(reward_model, batch_size=batch_size, template=render_template, max_seq_len=max_seq_len,
+                                quiet=kwargs["quiet"])
     judge_config = replace(config, model=models[0]) if models else None
     _finish(rank.rank(directory, out, by=by, config=judge_config, judges=models, scorer=scorer, options=options,
                       **kwargs), out)

@@ -16,6 +16,7 @@ from typing import Any
 from trainers.components import models
 from trainers.components.collate import collate_sft
 from trainers.components.tokens import TokenizeSpec, _Encoder, _fit
+from trainers.runtime.options import quiet_libraries
 
 WEIGHT_FILES = ("config.json", "*.safetensors", "*.bin")  # what makes the scores: the sha256 recorded per ranking
 
@@ -37,9 +38,11 @@ class RewardModelScorer:
     """Loads the checkpoint once; `score` runs it under ``torch.no_grad`` on length-sorted batches (less padding)."""
 
     def __init__(self, path: str | Path, *, batch_size: int = 16, template: str = "dschat",
-                 max_seq_len: int = 512) -> None:
+                 max_seq_len: int = 512, quiet: bool = False) -> None:
         import torch
 
+        if quiet:  # `rank --quiet`: no weight-loading bars or library chatter
+            quiet_libraries()
         self.path = str(path)
         self.batch_size = max(1, batch_size)
         self.spec = TokenizeSpec("rm", template, max_seq_len, truncation="left")
