@@ -53,7 +53,7 @@ async def engine_only(directory: Path, url: str, k: int, concurrency: int, cache
     """The same requests `generate` sends, through the bare engine."""
     cfg = config(url, concurrency, cache)
     job = _Job(parse_policies(["policy"]), cfg.with_default_temperature(1.0), k, None, None, True)
-    requests = [job.request(item, job.policies[0], i) for item in read_prompts(directory) for i in range(k)]
+    requests = [r for item in read_prompts(directory) for r in job.requests(item, job.policies[0])]
     async with Engine(cfg) as engine:
         start, cpu = time.perf_counter(), time.process_time()
         async for _ in ordered_map(requests, engine.complete, window=4 * concurrency):

@@ -180,15 +180,14 @@ class _Job:
         self.policies, self.config, self.k, self.template, self.top_p, self.quiet = (
             policies, config, k, template, top_p, quiet)
 
-    def request(self, item: PromptItem, policy: Policy, answer_index: int) -> ChatRequest:
-        """Answer ``answer_index`` of ``policy`` to ``item``: its own seed (consecutive from a per-prompt base, so the
-        K seeds of one prompt are distinct), its own sampling parameters."""
+    def requests(self, item: PromptItem, policy: Policy) -> list[ChatRequest]:
+        """The K requests of ``policy`` for ``item``: each its own seed (consecutive from a base derived from the run's
+        seed, the policy and the prompt, so the K seeds of one prompt are distinct and stable), the same messages."""
         messages = item.prompt
         if self.template is not None:
             messages = [{"role": "user", "content": fill(self.template[1], user_input=conversation_text(item.prompt))}]
         base = derive_seed(self.config.seed, "generate", policy.name, canonical_json(item.prompt))
-        seed = (base + answer_index) % 2**31
-        return ChatRequest.of(messages, self.config, seed=seed, top_p=self.top_p)
+        return [ChatRequest.of(messages, self.config, seed=(base + i) % 2**31, top_p=self.top_p) for i in range(self.k)]
 
     def configs(self) -> dict[str, LLMConfig]:
         """The engine settings of each policy: its own model name and server, the run's other settings."""
@@ -201,7 +200,7 @@ class _Job:
         per_prompt = len(self.policies) * self.k
         async with engines_for(self.configs()) as engines:
             async def answer_all(item: PromptItem) -> tuple[PromptItem, list[Answer]]:
-                asks = [(p, i, self.request(item, p, i)) for p in self.policies for i in range(self.k)]
+                asks = [(p, i, r) for p in self.policies for i, r in enumerate(self.requests(item, p))]
                 results = await asyncio.gather(*(_ask(engines[p.name], r) for p, i, r in asks))
                 return item, [Answer(p, i, r, res) for (p, i, r), res in zip(asks, results)]
 
@@ -271,8 +270,8 @@ class _Job:
         async with engines_for(self.configs()) as engines:
             for item in prompts:
                 for policy in self.policies:
-                    for i in range(self.k):
-                        estimate.add(engines[policy.name], self.request(item, policy, i))
+                    for request in self.requests(item, policy):
+                        estimate.add(engines[policy.name], request)
             estimate.notes.append(f"{len(prompts)} distinct prompt(s) x {len(self.policies)} policy(ies) x "
                                   f"{self.k} answer(s)")
             return {**estimate.as_dict(next(iter(engines.values()))), "model": list(engines),
