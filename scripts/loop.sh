@@ -60,10 +60,9 @@ kill $SERVER 2>/dev/null || true
 # 4. Rank with the reward model trained in step 1 (locally, in batches).
 run prefdata rank "$OUT/answers" --by reward-model --reward-model "$OUT/rm" --out "$OUT/ranked" --overwrite --quiet
 
-# 5. Pairs of ranked answers, all in the reward-model phase; a prompt's answers stay in one part (group = prompt).
-PAIRS=()
-if prefdata split --help | grep -q -- '--pairs'; then PAIRS=(--pairs all); fi   # split's pairing policies (#12 item 3)
-run prefdata split "$OUT/ranked" --ratio 0,1,0 --eval-fraction 0.2 --seed 1234 "${PAIRS[@]}" --out "$OUT/split2" \
+# 5. Pairs of ranked answers (all: every two answers of a prompt with different scores, as InstructGPT; or
+#    best-worst, best-vs-rest, --min-margin), all in the reward-model phase; a prompt's answers stay in one part.
+run prefdata split "$OUT/ranked" --ratio 0,1,0 --eval-fraction 0.2 --seed 1234 --pairs all --out "$OUT/split2" \
     --overwrite
 
 # 6. The reward model again, on the on-policy pairs.
