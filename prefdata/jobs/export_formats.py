@@ -7,6 +7,7 @@ replies, in a format that has a shape for them), or the reason the format cannot
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ from prefdata.contract.render import render
 LEFT_OUT = {
     "unpaired": "a labelled reply without a pair (KTO); the format has no shape for it",
     "tool_calls": "a tool call or tool result; the format has no shape for it",
+    "turns": "turns LLaMA-Factory cannot read (not alternating, or a ranked reply of several messages)",
 }
 UNPAIRED = "unpaired"  # the side file a split's unpaired rows go to, where the format has a shape for them
 # ChatLLaMA's converters (artifacts/download_dataset.py, AnthropicRLHF and StanfordNLPSHPDataset.reformat_dataset) end
@@ -168,57 +170,70 @@ def to_chatllama(row: Mapping[str, Any], phase: str) -> Conversion:
     return Conversion([{"user_input": user_input}])
 
 
-# ShareGPT roles as LLaMA-Factory names them (data/README.md: human/gpt/function_call/observation, system on its own).
+# ShareGPT roles as LLaMA-Factory names them (its data/README.md: human and observation at odd positions, gpt and
+# function_call at even ones; the system prompt in the `system` column).
 _SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "tool": "observation"}
+_ASKS, _ANSWERS = frozenset({"human", "observation"}), frozenset({"gpt", "function_call"})
 
 
-def _sharegpt_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """OpenAI-style messages as LLaMA-Factory's ShareGPT turns: a tool call is a ``function_call`` turn holding the
-    call as JSON ({"name", "arguments"}), its result an ``observation``."""
+def _function_call(tool_calls: str) -> dict[str, str]:
+    """OpenAI tool calls as one LLaMA-Factory ``function_call`` turn: {"name", "arguments"} (arguments as an object
+    when they are JSON), a list of them for parallel calls."""
+    calls = []
+    for call in json.loads(tool_calls):
+        arguments = call["function"]["arguments"]
+        with contextlib.suppress(ValueError):  # arguments that are not JSON stay the text they are
+            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
+        calls.append({"name": call["function"]["name"], "arguments": arguments})
+    return {"from": "function_call", "value": json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)}
+
+
+def _sharegpt_turns(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]] | None:
+    """Messages as ShareGPT turns; None when one cannot be one turn (an assistant message with both text and tool
+    calls would be two answers in a row)."""
     turns = []
     for m in messages:
-        if m.get("content") or not m.get("tool_calls"):
+        if m.get("tool_calls"):
+            if m["content"]:
+                return None
+            turns.append(_function_call(m["tool_calls"]))
+        else:
             turns.append({"from": _SHAREGPT_FROM[m["role"]], "value": m["content"]})
-        for call in json.loads(m["tool_calls"]) if m.get("tool_calls") else ():
-            function = call["function"]
-            turns.append({"from": "function_call", "value": json.dumps(
-                {"name": function["name"], "arguments": function["arguments"]}, ensure_ascii=False)})
     return turns
 
 
-def _sharegpt_prompt(row: Mapping[str, Any]) -> dict[str, Any]:
-    prompt = list(row["prompt"])
-    item: dict[str, Any] = {}
-    if prompt and prompt[0]["role"] == "system":
-        item["system"] = prompt.pop(0)["content"]
-    item["conversations"] = _sharegpt_messages(prompt)
-    return item
-
-
-def _one_message(row: Mapping[str, Any], side: str) -> dict[str, str] | None:
-    """A ranking reply must be one message object (LLaMA-Factory reads ``chosen``/``rejected`` as one turn)."""
-    turns = _sharegpt_messages(replies(row, side) or [])
-    return turns[0] if len(turns) == 1 else None
+def _alternates(turns: Sequence[Mapping[str, str]]) -> bool:
+    """LLaMA-Factory's rule: asks (human, observation) at odd positions, answers (gpt, function_call) at even ones."""
+    return all(turn["from"] in (_ASKS if i % 2 == 0 else _ANSWERS) for i, turn in enumerate(turns))
 
 
 def to_sharegpt(row: Mapping[str, Any], phase: str) -> Conversion:
-    """LLaMA-Factory ShareGPT: sft a conversation ending with the gpt reply; rm ``conversations`` + ``chosen`` /
-    ``rejected`` as one message object each (ranking), an unpaired row the conversation + reply with ``kto_tag`` in
-    the side file; ppo the conversation alone."""
-    item = _sharegpt_prompt(row)
+    """LLaMA-Factory ShareGPT: sft the conversation ending with the gpt reply; rm ``conversations`` + ``chosen`` /
+    ``rejected`` as one message object each (ranking); an unpaired row the conversation + reply with ``kto_tag`` in the
+    side file; ppo the conversation alone. ``system`` is on every item ("" for none), as LLaMA-Factory reads a
+    column."""
     label = _label(row)
-    if phase == "rm" and label is not None:
-        reply = _sharegpt_messages(replies(row, "chosen" if label else "rejected"))
-        return Conversion([{**item, "conversations": item["conversations"] + reply, "kto_tag": label}], UNPAIRED)
-    if not _serves(row, phase):
+    if (phase != "rm" or label is None) and not _serves(row, phase):
         return SKIPPED
+    prompt = list(row["prompt"])
+    system = prompt.pop(0)["content"] if prompt and prompt[0]["role"] == "system" else ""
+    sides = {"rm": ["chosen", "rejected"] if label is None else ["chosen" if label else "rejected"],
+             "sft": ["chosen"], "ppo": []}[phase]
+    reply_sides = [replies(row, side) for side in sides]
+    conversation = _sharegpt_turns(prompt)
+    answers = [_sharegpt_turns(side) for side in reply_sides]
+    if conversation is None or None in answers or not all(
+            _alternates(conversation + answer) for answer in answers or [[]]):
+        return _left_out("turns")
+    item: dict[str, Any] = {"conversations": conversation, "system": system}
+    if phase == "rm" and label is not None:
+        return Conversion([{**item, "conversations": conversation + answers[0], "kto_tag": label}], UNPAIRED)
     if phase == "rm":
-        chosen, rejected = _one_message(row, "chosen"), _one_message(row, "rejected")
-        if chosen is None or rejected is None:
-            return _left_out("tool_calls")
-        return Conversion([{**item, "chosen": chosen, "rejected": rejected}])
+        if any(len(answer) != 1 for answer in answers):
+            return _left_out("turns")
+        return Conversion([{**item, "chosen": answers[0][0], "rejected": answers[1][0]}])
     if phase == "sft":
-        item["conversations"] = item["conversations"] + _sharegpt_messages(replies(row, "chosen"))
+        item["conversations"] = conversation + answers[0]
     return Conversion([item])
 
 

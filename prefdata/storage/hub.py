@@ -152,6 +152,8 @@ def hub_uploads(folder: Path, configs: dict[str, dict[str, str]]) -> Iterator[di
             try:
                 uploads[config] = load_dataset(str(folder), config, cache_dir=cache)
             except Exception as e:  # datasets raises many types (CastError, DatasetGenerationError): all mean this
+                while e.__cause__ is not None:  # the root cause names the column; the wrapper says only "an error"
+                    e = e.__cause__
                 raise PrefdataError(f"config {config!r} ({', '.join(configs[config])}) does not load as one dataset, "
                                     f"so nothing was pushed: {type(e).__name__}: "
                                     f"{str(e).splitlines()[0] if str(e) else ''}", field="push_to_hub") from None
