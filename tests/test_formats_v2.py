@@ -304,3 +304,10 @@ def test_validate_reports_what_import_would_quarantine_with_the_same_reason(tmp_
     report = validate_files([path], out=printed.append)
     assert set(rejected) == {4, 8} and report.bad_records == 2
     assert report.reasons == Counter(rejected.values())
+
+
+def test_every_preference_format_names_a_bundled_record_schema():
+    from prefdata.jobs.validate_schema import RECORD_SCHEMAS
+
+    for fmt in FORMATS.values():
+        assert (fmt.schema in RECORD_SCHEMAS) if fmt.row_schema == "preference" else fmt.schema is None, fmt.name

@@ -47,6 +47,7 @@ class ValidationReport:
     rows: int = 0  # of which dataset rows
     schemas: dict[str, str] = field(default_factory=dict)  # path -> schema used
     reasons: Counter[str] = field(default_factory=Counter)  # row-rule reason code -> violations
+    kinds: dict[str, Counter[str]] = field(default_factory=dict)  # data file -> row kind -> rows import would make
 
     @property
     def ok(self) -> bool:
