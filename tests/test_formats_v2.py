@@ -311,3 +311,16 @@ def test_every_preference_format_names_a_bundled_record_schema():
 
     for fmt in FORMATS.values():
         assert (fmt.schema in RECORD_SCHEMAS) if fmt.row_schema == "preference" else fmt.schema is None, fmt.name
+
+
+def test_a_named_schema_parses_each_record_with_its_most_specific_format(tmp_path):
+    """`--schema alpaca` covers alpaca and alpaca-preference records; each is read as import would read it."""
+    path = write_jsonl(tmp_path / "mixed_alpaca.jsonl", [
+        {"instruction": "q1", "output": "a1"}, {"instruction": "q2", "chosen": "good", "rejected": "bad"},
+        {"instruction": "q3", "output": "a3", "kto_tag": False}])
+    report = validate_files([path], schema="alpaca", out=None)
+    assert report.ok and report.kinds[str(path)] == {"demonstration": 1, "pair": 1, "unpaired": 1}
+    path = write_jsonl(tmp_path / "trl.jsonl", [{"prompt": "q"}, {"prompt": "q", "completion": "a"},
+                                                {"prompt": "q", "completion": "a", "label": True}])
+    report = validate_files([path], schema="prompt_completion", out=None)
+    assert report.ok and report.kinds[str(path)] == {"prompt_only": 1, "demonstration": 1, "unpaired": 1}

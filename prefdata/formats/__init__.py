@@ -32,7 +32,8 @@ DETECT_SAMPLE = 20
 
 __all__ = [
     "ALIASES", "DETECT_SAMPLE", "FORMATS", "KINDS", "MAPPING_FIELDS", "ROW_SCHEMAS", "Format", "detect_format",
-    "detect_from_records", "detection_head", "format_names", "get_format", "mapping_format", "resolve_format",
+    "detect_from_records", "detection_head", "format_names", "get_format", "mapping_format", "most_specific",
+    "resolve_format",
 ]
 
 
@@ -61,13 +62,19 @@ def get_format(name: str, row_schema: str = "preference", mapping: Mapping[str, 
     return fmt
 
 
+def most_specific(formats: Iterable[Format], keys: Iterable[str]) -> list[Format]:
+    """Of ``formats``, those whose keys are all in ``keys`` and not a strict part of another such format's keys:
+    ``{user_input, completion, score}`` is reward data, not actor data."""
+    keys = set(keys)
+    present = [f for f in formats if f.signature <= keys]
+    return [f for f in present if not any(f.signature < other.signature for other in present)]
+
+
 def _candidates(records: list[Record], row_schema: str) -> tuple[list[Format], list[Format]]:
     """``(fitting, by_keys)``: formats with the most specific signature among the keys present, and of those the ones
     whose value checks pass on every record that has values for their keys."""
     keys = set().union(*(r.keys() for r in records))
-    by_keys = [f for f in FORMATS.values() if f.row_schema == row_schema and f.signature <= keys]
-    # The most specific signature wins: {user_input, completion, score} is reward data, not actor data.
-    by_keys = [f for f in by_keys if not any(f.signature < other.signature for other in by_keys)]
+    by_keys = most_specific([f for f in FORMATS.values() if f.row_schema == row_schema], keys)
     fitting = []
     for fmt in by_keys:
         checked = [r for r in records if all(r.get(k) is not None for k in fmt.signature)]

@@ -25,7 +25,7 @@ from prefdata.contract import nesting
 from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import row_kind
 from prefdata.contract.rules import field_pointer, number_from_text
-from prefdata.formats import FORMATS, detect_from_records, detection_head
+from prefdata.formats import FORMATS, detect_from_records, detection_head, most_specific
 from prefdata.formats.common import Format
 from prefdata.jobs.validate_dataset import validate_directory
 from prefdata.jobs.validate_report import DEFAULT_MAX_ERRORS, Echo, ValidationReport, Violation
@@ -92,11 +92,15 @@ def _from_csv(value: dict[str, Any], number_keys: frozenset[str]) -> dict[str, A
 
 
 def rule_format(schema: str, record: Mapping[str, Any]) -> Format | None:
-    """The import format whose parser applies the row rules to a record of ``schema``; None for a schema file."""
+    """The import format whose parser applies the row rules to a record of ``schema``; None for a schema file.
+
+    Among the schema's formats, the most specific whose keys the record has (alpaca-preference over alpaca) and
+    whose value check it passes; else the last of them, whose parser names what is missing."""
     names = RULE_FORMATS.get(schema)
-    if names is None:
+    if not names:
         return None
-    return next((FORMATS[n] for n in names if FORMATS[n].accepts(record)), FORMATS[names[-1]])
+    present = most_specific([FORMATS[n] for n in names], (k for k, v in record.items() if v is not None))
+    return next((f for f in present if f.accepts(record)), present[-1] if present else FORMATS[names[-1]])
 
 
 def parse_for_rules(fmt: Format | None, record: Any) -> tuple[dict[str, Any] | None, RowError | None]:
