@@ -324,3 +324,18 @@ def test_a_named_schema_parses_each_record_with_its_most_specific_format(tmp_pat
                                                 {"prompt": "q", "completion": "a", "label": True}])
     report = validate_files([path], schema="prompt_completion", out=None)
     assert report.ok and report.kinds[str(path)] == {"prompt_only": 1, "demonstration": 1, "unpaired": 1}
+
+
+def test_openai_legacy_function_call_and_function_role_and_empty_tool_calls():
+    row = parse("trl-messages", {"messages": [
+        user("Time in Lima?"),
+        {"role": "assistant", "content": None, "function_call": {"name": "clock", "arguments": "{\"city\": \"Lima\"}"}},
+        {"role": "function", "name": "clock", "content": "09:30"},
+        {"role": "assistant", "content": "It is 09:30.", "tool_calls": []}]})  # an empty list is no call
+    call = [{"type": "function", "function": {"name": "clock", "arguments": "{\"city\": \"Lima\"}"}}]
+    assert row["chosen_turns"] == [{"role": "assistant", "content": "", "tool_calls": canonical_json(call)},
+                                   {"role": "tool", "content": "09:30", "name": "clock"},
+                                   assistant("It is 09:30.")]
+    with pytest.raises(RowError) as e:
+        parse("trl-messages", {"messages": [user("q"), {"role": "assistant", "content": "", "tool_calls": "f(1)"}]})
+    assert (e.value.reason, e.value.field) == ("bad_tool_call", "messages[1].tool_calls")
