@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_formats import SRC, assistant, parse, user
 
 from prefdata.contract.errors import RowError
 from prefdata.contract.row import canonical_json
@@ -20,20 +21,7 @@ from prefdata.jobs.importer import ParsedRow, import_files, iter_parsed
 from prefdata.jobs.validate import validate_files
 from prefdata.storage.dataset import iter_rows
 
-SRC = "custom/test"
 TOPICS = ["tides", "bread", "volcanoes", "chess", "bees", "glaciers", "violins", "comets", "moss", "lighthouses"]
-
-
-def parse(name: str, record: dict) -> dict:
-    return FORMATS[name].parse(record, SRC)
-
-
-def user(text: str) -> dict:
-    return {"role": "user", "content": text}
-
-
-def assistant(text: str) -> dict:
-    return {"role": "assistant", "content": text}
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
