@@ -48,6 +48,7 @@ class ValidationReport:
     schemas: dict[str, str] = field(default_factory=dict)  # path -> schema used
     versions: dict[str, str] = field(default_factory=dict)  # dataset directory -> row schema its rows were checked to
     reasons: Counter[str] = field(default_factory=Counter)  # row-rule reason code -> violations
+    kinds: dict[str, Counter[str]] = field(default_factory=dict)  # data file -> row kind -> rows import would make
 
     @property
     def ok(self) -> bool:
