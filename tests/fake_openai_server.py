@@ -12,6 +12,7 @@ client's wall clock. Behaviour is scripted per test:
 - ``script``: a list of actions consumed one per request before the default behaviour, each a dict such as
   ``{"status": 429, "retry_after": 1}``, ``{"status": 500, "retry_after_ms": 1}``, ``{"hang": 5}``,
   ``{"malformed": True}``, ``{"text": "not a number"}``, ``{"usage": [1, 2]}`` (what the reply carries as ``usage``),
+  ``{"finish_reason": "length"}`` (what the choice says instead of ``stop``),
   ``{"status": 401, "echo_auth": True}`` (the error message quotes the request's Authorization header, as some
   servers and proxies do).
 - ``rules``: ``[(predicate(body) -> bool, action)]`` applied to every matching request (always, not consumed).
@@ -168,6 +169,8 @@ class FakeOpenAI:
             return
         text = action["text"] if "text" in action else self.reply(body)
         completion = _completion(path, body, text)
+        if "finish_reason" in action:
+            completion["choices"][0]["finish_reason"] = action["finish_reason"]
         if "usage" in action:
             completion["usage"] = action["usage"]
         await self._write(writer, entry, 200, completion)
@@ -212,13 +215,21 @@ def spawn(latency: float, reply: str = "echo"):
     return process, f"http://127.0.0.1:{int(line.split()[1])}/v1"
 
 
+def seeded_reply(body: dict[str, Any]) -> str:
+    """`default_reply` plus the request's seed: a policy whose K samples of one prompt differ."""
+    return f"{default_reply(body)} (seed {body.get('seed')})"
+
+
+REPLIES = {"echo": default_reply, "score": score_reply, "seeded": seeded_reply}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--reply", choices=["echo", "score"], default="echo", help="echo the prompt, or answer 0-10")
+    parser.add_argument("--reply", choices=list(REPLIES), default="echo",
+                        help="echo the prompt, answer 0-10, or echo with the request's seed")
     args = parser.parse_args()
-    server = FakeOpenAI(reply=score_reply if args.reply == "score" else default_reply, latency=args.latency,
-                        record=False)
+    server = FakeOpenAI(reply=REPLIES[args.reply], latency=args.latency, record=False)
 
     async def run() -> None:
         await server.serve()

@@ -39,6 +39,9 @@ VERBS = {
     ("synthesize", "--kind", "actor", "--seeds", "s.jsonl", "--n", "3", "--out", "o", "--model", "m"):
         ("prefdata.jobs.synthesize", "synthesize", {"options"}),
     ("score", "d", "--out", "o", "--model", "m"): ("prefdata.jobs.score", "score", {"options"}),
+    ("generate", "d", "--out", "o", "--model", "m"): ("prefdata.jobs.generate", "generate", {"options"}),
+    ("rank", "d", "--out", "o", "--by", "judge", "--model", "m"):
+        ("prefdata.jobs.rank", "rank", {"options", "judges", "scorer", "config"}),
 }
 
 

@@ -21,6 +21,8 @@ COMMANDS = {
     "validate": ("prefdata.cli.validate_cmd", "validate_command", "Check files or a dataset directory."),
     "synthesize": ("prefdata.cli.llm_cmd", "synthesize_command", "Generate actor/reward/rlhf data with an LLM."),
     "score": ("prefdata.cli.llm_cmd", "score_command", "Score or judge replies with an LLM."),
+    "generate": ("prefdata.cli.llm_cmd", "generate_command", "Sample K answers per prompt from LLM policies."),
+    "rank": ("prefdata.cli.llm_cmd", "rank_command", "Rank answers with a judge, a panel or a reward model."),
     "split": ("prefdata.cli.split_cmd", "split_command", "Split into SFT / RM / PPO phases without leakage."),
     "export": ("prefdata.cli.export_cmd", "export_command", "Write TRL, DeepSpeed-Chat, ChatLLaMA, JSONL, Parquet."),
     "stats": ("prefdata.cli.stats_cmd", "stats_command", "Write the data card with counts and histograms."),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from prefdata.llm.accounting import estimate_tokens
-from prefdata.llm.engine import ChatRequest, Engine
+from prefdata.llm.accounting import Accounting, estimate_tokens
+from prefdata.llm.engine import ChatRequest, Engine, LLMConfig
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,6 +50,17 @@ async def ordered_map(items: Iterable[T], fn: Callable[[T], Awaitable[R]], *, wi
 
 
 _END = object()
+
+
+@contextlib.asynccontextmanager
+async def engines_for(configs: Mapping[str, LLMConfig]) -> AsyncIterator[dict[str, Engine]]:
+    """One engine per named config (each its own server, slots and pacing), all sharing one `Accounting`, so that
+    ``--max-cost`` caps the whole run and the manifest counts it once. The configs share their prices and cap."""
+    first = next(iter(configs.values()))
+    shared = Accounting(first.price_in, first.price_out, first.max_cost)
+    async with contextlib.AsyncExitStack() as stack:
+        yield {name: await stack.enter_async_context(Engine(config, accounting=shared))
+               for name, config in configs.items()}
 
 
 @dataclass

@@ -98,16 +98,18 @@ class ChatRequest:
     max_tokens: int
     seed: int | None = None
     nonce: str = ""
+    top_p: float | None = None  # None: not sent (and not part of the cache key, so older cache entries still match)
 
     @staticmethod
     def of(messages: Sequence[Mapping[str, str]], config: LLMConfig, *, seed: int | None = None, nonce: str = "",
-           temperature: float | None = None) -> ChatRequest:
+           temperature: float | None = None, top_p: float | None = None) -> ChatRequest:
         return ChatRequest(
             messages=tuple((m["role"], m["content"]) for m in messages),
             temperature=config.temperature if temperature is None else temperature,
             max_tokens=config.max_tokens,
             seed=config.seed if seed is None else seed,
             nonce=nonce,
+            top_p=top_p,
         )
 
     def message_dicts(self) -> list[dict[str, str]]:
@@ -119,6 +121,8 @@ class ChatRequest:
             params["temperature"] = self.temperature
         if self.seed is not None:
             params["seed"] = self.seed
+        if self.top_p is not None:
+            params["top_p"] = self.top_p
         return params
 
 
@@ -188,10 +192,11 @@ class Pacer:
 class Engine:
     """Use as ``async with Engine(config) as engine: result = await engine.complete(request)``."""
 
-    def __init__(self, config: LLMConfig, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: LLMConfig, *, clock: Clock | None = None, accounting: Accounting | None = None) -> None:
+        """``accounting``: share one `Accounting` between engines (several servers in one run, one --max-cost)."""
         config.check()
         self.config = config
-        self.accounting = Accounting(config.price_in, config.price_out, config.max_cost)
+        self.accounting = accounting or Accounting(config.price_in, config.price_out, config.max_cost)
         self.cache = open_cache(config.cache)
         self._clients: list = []
         self._slots: asyncio.Queue[int] | None = None

@@ -24,6 +24,14 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "judge_pairwise": frozenset({"user_input", "response_a", "response_b"}),
 }
 REQUIRED_KEYS = ("actor", "reward", "rlhf")
+# `prefdata rank --by judge` rates each aspect named ``aspect_<name>`` (UltraFeedback's four are bundled; add your own).
+ASPECT_PREFIX = "aspect_"
+ASPECT_FIELDS = frozenset({"user_input", "completion"})
+
+
+def aspect_names(templates: Mapping[str, str]) -> list[str]:
+    """The aspects a templates file defines (``aspect_helpfulness`` -> ``helpfulness``), in file order."""
+    return [key[len(ASPECT_PREFIX):] for key in templates if key.startswith(ASPECT_PREFIX)]
 
 
 class TemplateError(PrefdataError):
@@ -117,7 +125,7 @@ def check_templates(data: object, file: str = "templates") -> None:
             names = set(placeholders(value))
         except TemplateError as e:
             raise PrefdataError(e.message, file=file, field=key) from None
-        allowed = TEMPLATE_FIELDS.get(key)
+        allowed = TEMPLATE_FIELDS.get(key, ASPECT_FIELDS if key.startswith(ASPECT_PREFIX) else None)
         if allowed is None:
             continue
         if names - allowed:

@@ -1,0 +1,110 @@
+"""`prefdata generate` throughput: requests/s for K answers per prompt at N in flight against a server with a fixed
+latency, as a share of the ideal ``concurrency / latency``. Goal (issue #12): at least 85 % for K = 4 at 64 in flight
+against a 100 ms server.
+
+The fake OpenAI-compatible server (tests/fake_openai_server.py, ``--reply seeded``: each seed gives another answer)
+runs in its own process, so its CPU is not counted. Three rows, each on a fresh cache:
+- ``engine``: the bare engine over the same requests (`ordered_map` + `Engine.complete`), the floor of the job's cost;
+- ``generate``: the whole job function — reading the prompts' dataset, the requests, quarantine checks, rows, Arrow
+  shards and the manifest — timed from the call to its return;
+- ``generate, 2 policies``: the same prompts from two policies on two servers (two engines), K answers each.
+
+    python bench/generate_throughput.py [--prompts 500] [--k 4] [--concurrency 64] [--latency 0.1]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the fake server lives in tests/
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from fake_openai_server import spawn  # noqa: E402
+
+from prefdata.contract.row import make_row  # noqa: E402
+from prefdata.jobs.generate import _Job, generate, parse_policies, read_prompts  # noqa: E402
+from prefdata.llm.batch import ordered_map  # noqa: E402
+from prefdata.llm.engine import Engine, LLMConfig  # noqa: E402
+from prefdata.storage.dataset import DatasetWriter  # noqa: E402
+
+
+def prompts_dir(path: Path, n: int) -> Path:
+    with DatasetWriter(path, command="bench") as writer:
+        for i in range(n):
+            writer.count_in()
+            writer.write(make_row([{"role": "user", "content": f"Benchmark question number {i}: why is it so?"}],
+                                  source="bench"))
+    return path
+
+
+def config(url: str, concurrency: int, cache: Path) -> LLMConfig:
+    return LLMConfig(model="policy", base_url=url, concurrency=concurrency, cache=str(cache), max_tokens=64)
+
+
+async def engine_only(directory: Path, url: str, k: int, concurrency: int, cache: Path) -> tuple[int, float]:
+    """The same requests `generate` sends, through the bare engine."""
+    cfg = config(url, concurrency, cache)
+    job = _Job(parse_policies(["policy"]), cfg.with_default_temperature(1.0), k, None, None, True)
+    requests = [r for item in read_prompts(directory) for r in job.requests(item, job.policies[0])]
+    async with Engine(cfg) as engine:
+        start, cpu = time.perf_counter(), time.process_time()
+        async for _ in ordered_map(requests, engine.complete, window=4 * concurrency):
+            pass
+        return len(requests), time.perf_counter() - start, time.process_time() - cpu
+
+
+def run_generate(directory: Path, out: Path, models: list[str], k: int, cfg: LLMConfig) -> tuple[int, float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
+    manifest = generate(directory, out, models=models, config=cfg, n_completions=k, quiet=True)
+    return manifest["generate"]["answers_requested"], time.perf_counter() - start, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=500)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=0.1)
+    args = parser.parse_args()
+    first, url = spawn(args.latency, "seeded")
+    second, url2 = spawn(args.latency, "seeded")
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="prefdata-genbench-") as tmp:
+            work = Path(tmp)
+            directory = prompts_dir(work / "prompts", args.prompts)
+            # warm both servers' listeners and this process's imports on a few prompts first
+            run_generate(prompts_dir(work / "warm", 8), work / "warm-out", ["policy"], args.k,
+                         config(url, args.concurrency, work / "warm.sqlite"))
+            measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency, work / "c0.sqlite"))
+            rows.append(("engine", 1, *measured, args.concurrency / args.latency))
+            measured = run_generate(directory, work / "out1", ["policy"], args.k,
+                                    config(url, args.concurrency, work / "c1.sqlite"))
+            rows.append(("generate", 1, *measured, args.concurrency / args.latency))
+            measured = run_generate(directory, work / "out2", [f"a={url}", f"b={url2}"], args.k,
+                                    config(url, args.concurrency, work / "c2.sqlite"))
+            rows.append(("generate, 2 policies", 2, *measured, 2 * args.concurrency / args.latency))
+    finally:
+        first.kill()
+        second.kill()
+    print(f"K = {args.k}, {args.prompts} prompts, {args.concurrency} in flight per server, "
+          f"{args.latency * 1000:g} ms per request\n")
+    print("| path | servers | requests | wall s | req/s | ideal req/s | % of ideal | CPU ms/request |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, servers, requests, wall, cpu, ideal in rows:
+        rate = requests / wall
+        print(f"| {name} | {servers} | {requests:,} | {wall:.2f} | {rate:,.1f} | {ideal:,.0f} | {rate / ideal:.0%} | "
+              f"{1000 * cpu / requests:.2f} |")
+    print(f"\nload average over the last minute: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
