@@ -96,3 +96,28 @@ def test_kto_reads_pairs_as_one_desirable_and_one_undesirable_reply(workdir):
     assert result["cache_train"]["counts"]["rows_out"] == 2 * 96
     assert result["eval_after"]["eval_mean_margin"] > result["eval_before"]["eval_mean_margin"] + 1.0
     assert result["last_loss"] < result["first_loss"]
+
+
+def test_kto_cache_renders_continuations_and_counts_rows_it_cannot_use(workdir, tmp_path):
+    """An unpaired reply with tool calls is tokenised through its messages; a demonstration is counted, not used."""
+    from transformers import AutoTokenizer
+
+    from prefdata.contract.render import render
+    from trainers.components.tokens import TokenizeSpec, tokenized
+
+    call = [{"id": "c1", "type": "function", "function": {"name": "colour", "arguments": "{}"}}]
+    turns = [{"role": "assistant", "content": "", "tool_calls": call}, {"role": "tool", "content": "red"},
+             {"role": "assistant", "content": "gladly , The cat is red ."}]
+    ask = [{"role": "user", "content": "What colour is the cat ?"}]
+    rows = [make_row(ask, turns, source="t", label=True), make_row(ask, "gladly , The cat is red .", source="t")]
+    with DatasetWriter(tmp_path / "split", command="test-split") as writer:
+        for row in rows:
+            writer.count_in()
+            writer.write(row, "rm_train")
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "tok")
+    cache = tokenized(tmp_path / "split", "rm_train", tokenizer, TokenizeSpec("kto"), tmp_path / "cache", quiet=True)
+    assert len(cache) == 1 and cache.info["counts"]["not_for_phase"] == 1
+    expected = tokenizer(render(ask, make_row(ask, turns, source="t", label=True)["chosen_turns"]),
+                         add_special_tokens=False)["input_ids"]
+    assert cache[0]["input_ids"].tolist() == [*expected, tokenizer.eos_token_id]
+    assert int(cache[0]["label"]) == 1
