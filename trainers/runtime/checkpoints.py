@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prefdata.contract.errors import PrefdataError
+from trainers.components.chat_template import with_training_template
 from trainers.runtime.distributed import barrier
 from trainers.runtime.ds_config import zero_stage_of
 
@@ -19,9 +20,12 @@ def unwrap(engine_or_module: Any) -> Any:
     return getattr(module, "model", module) if type(module).__name__ == "_ValueModel" else module
 
 
-def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int) -> None:
+def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int, *, template: str) -> None:
     """Write a `from_pretrained` checkpoint (model + tokenizer) into ``out``: gathered under ZeRO-3, written by rank 0
-    into a temporary folder, then moved into place file by file."""
+    into a temporary folder, then moved into place file by file.
+
+    The tokenizer is saved with the chat template of ``template``, the rendering the model was trained on, so TRL, vLLM
+    and ``transformers serve`` prompt it as it learnt."""
     import deepspeed
 
     model = unwrap(engine)
@@ -35,7 +39,7 @@ def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int) -> None:
         tmp = out / f".hf-tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
+        with_training_template(tokenizer, template).save_pretrained(tmp)
         for path in tmp.iterdir():
             os.replace(path, out / path.name)
         tmp.rmdir()

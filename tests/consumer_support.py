@@ -1,0 +1,127 @@
+"""What the consumer tests share: the bundled sample taken through import -> split (-> export), a tokenizer trained by
+`prefdata train tokenizer`, and the readers of consumers that do not install from the package registry, re-implemented
+from their source (each names the file it follows).
+
+Re-implemented readers follow the consumer's code line for line in what they compute (the text a trainer sees, which
+rows it keeps); they leave out what does not change that (logging, tokenisation to tensors, caching of indices).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prefdata.contract.resources import sample_path
+from prefdata.jobs.export import export_dataset
+from prefdata.jobs.importer import import_files
+from prefdata.jobs.split import split_datasets
+from prefdata.storage.dataset import iter_rows
+
+# The sample split of the README's pipeline (scripts/sample-pipeline.sh): every phase has a train and an eval part.
+SPLIT_OPTIONS = {"ratio": (6, 2, 2), "eval_fraction": 0.1, "seed": 1234}
+
+
+def sample_split(root: Path) -> Path:
+    """The bundled sample imported and split as the README's pipeline does; returns the split directory."""
+    import_files([sample_path()], root / "raw", quiet=True)
+    split_datasets([root / "raw"], root / "split", quiet=True, **SPLIT_OPTIONS)
+    return root / "split"
+
+
+def split_rows(split_dir: Path, name: str) -> list[dict[str, Any]]:
+    """The rows of one split of a dataset directory, in stored order (the export keeps that order)."""
+    return [row for split, row in iter_rows(split_dir) if split == name]
+
+
+def export(split_dir: Path, out: Path, format: str, **options: Any) -> Path:
+    export_dataset(split_dir, out, format=format, quiet=True, **options)
+    return out
+
+
+def prefdata_tokenizer(split_dir: Path, out: Path, template: str = "dschat") -> Any:
+    """`prefdata train tokenizer --template TEMPLATE` on the split, loaded back as any consumer loads it."""
+    from transformers import AutoTokenizer
+
+    from trainers.recipes.tokenizer import TokenizerConfig, train_tokenizer
+
+    train_tokenizer(TokenizerConfig(data=str(split_dir), out=str(out), vocab_size=600, template=template, quiet=True))
+    return AutoTokenizer.from_pretrained(out)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# --- DeepSpeed-Chat -------------------------------------------------------------------------------------------------
+# microsoft/DeepSpeedExamples, applications/DeepSpeed-Chat/dschat/utils/data/raw_datasets.py (LocalJsonFileDataset) and
+# data_utils.py (get_raw_dataset, get_raw_dataset_split_index, create_dataset_split).
+
+
+def dschat_local_jsonfile(chat_path: Path) -> dict[str, Any]:
+    """`--data_path local/jsonfile`: DS-Chat requires both ``data/train.json`` and ``data/eval.json`` under its own
+    folder and reads them with `datasets`' json builder (a JSON array or JSON Lines)."""
+    from datasets import load_dataset
+
+    train, evaluation = chat_path / "data" / "train.json", chat_path / "data" / "eval.json"
+    if not (train.is_file() and evaluation.is_file()):
+        raise RuntimeError("Please check both the train.json and eval.json files in your "
+                           "applications/DeepSpeed-Chat/data directory.")
+    return load_dataset("json", data_files={"train": str(train), "eval": str(evaluation)})
+
+
+def dschat_split_index(data_split: str, phase: int, size: int, seed: int = 1234) -> list[int]:
+    """The rows of one phase under ``--data_split`` (e.g. "6,2,2"): proportional slices of a seeded shuffle."""
+    weights = [float(s) for s in data_split.split(",")]
+    shares = [w / sum(weights) for w in weights]
+    bounds = [0]
+    for share in shares:
+        bounds.append(bounds[-1] + int(round(share * float(size))))
+    overshoot = bounds[-1] - size
+    bounds = [bounds[0]] + [b - overshoot for b in bounds[1:]]
+    shuffled = np.arange(size, dtype=np.uint32)
+    np.random.RandomState(seed=seed).shuffle(shuffled)
+    return shuffled[bounds[phase - 1]:bounds[phase]].tolist()
+
+
+def dschat_texts(sample: Mapping[str, Any], phase: int, end_of_conversation: str = "<|endoftext|>") -> tuple | None:
+    """What `create_dataset_split` tokenises for one record: phase 1 the prompt and chosen reply, phase 2 both
+    sentences of the pair, phase 3 the prompt; None where the record is skipped (a needed field is null)."""
+    prompt = " " + sample["prompt"] if sample["prompt"] is not None else None
+    chosen = " " + sample["prompt"] + " " + sample["chosen"] if prompt and sample["chosen"] is not None else None
+    rejected = " " + sample["prompt"] + " " + sample["rejected"] if prompt and sample["rejected"] is not None else None
+    if phase == 1:
+        return None if chosen is None else (chosen + end_of_conversation,)
+    if phase == 2:
+        return None if chosen is None or rejected is None else (chosen + end_of_conversation,
+                                                                  rejected + end_of_conversation)
+    return None if prompt is None else (prompt,)
+
+
+# --- OpenRLHF -------------------------------------------------------------------------------------------------------
+# OpenRLHF 0.11.2, openrlhf/datasets/reward_dataset.py: `preprocess_data` and `RewardDataset.__getitem__` (also used by
+# train_dpo); openrlhf/datasets/utils.py `blending_datasets` reads a local .jsonl with load_dataset("json").
+
+
+def openrlhf_reward_texts(data: Mapping[str, Any], apply_chat_template: Callable[..., str], eos_token: str,
+                          prompt_key: str = "prompt", chosen_key: str = "chosen",
+                          rejected_key: str = "rejected") -> tuple[str, str]:
+    """The chosen and rejected sequences OpenRLHF tokenises with ``--data.apply_chat_template`` and a prompt key: each
+    continuation is the full chat's rendering minus the prompt's (generation prompt on), then joined back to the
+    prompt, stripped of trailing newlines and closed with " " + EOS."""
+    prompt = apply_chat_template(data[prompt_key], tokenize=False, add_generation_prompt=True)
+    chosen = apply_chat_template(data[prompt_key] + data[chosen_key], tokenize=False)[len(prompt):]
+    rejected = apply_chat_template(data[prompt_key] + data[rejected_key], tokenize=False)[len(prompt):]
+
+    def close(text: str) -> str:
+        text = text.rstrip("\n")
+        return text if text.endswith(eos_token) else text + " " + eos_token
+
+    return close(prompt + chosen), close(prompt + rejected)
+
+
+def iter_json_array(path: Path) -> Iterator[dict[str, Any]]:
+    yield from json.loads(path.read_text(encoding="utf-8"))
