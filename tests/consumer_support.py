@@ -102,25 +102,42 @@ def dschat_texts(sample: Mapping[str, Any], phase: int, end_of_conversation: str
 
 
 # --- OpenRLHF -------------------------------------------------------------------------------------------------------
-# OpenRLHF 0.11.2, openrlhf/datasets/reward_dataset.py: `preprocess_data` and `RewardDataset.__getitem__` (also used by
-# train_dpo); openrlhf/datasets/utils.py `blending_datasets` reads a local .jsonl with load_dataset("json").
+# OpenRLHF 0.11.2: openrlhf/datasets/reward_dataset.py (`preprocess_data`, `RewardDataset.__getitem__`; train_rm and
+# train_dpo), sft_dataset.py (`preprocess_data`, `SFTDataset.__getitem__`; train_sft) and prompts_dataset.py
+# (`preprocess_data`; train_ppo_ray). openrlhf/datasets/utils.py `blending_datasets` reads a local .jsonl with
+# load_dataset("json", data_files=PATH).
+
+
+def _openrlhf_close(text: str, eos_token: str) -> str:
+    """Every OpenRLHF dataset ends a training sequence so: trailing newlines stripped, then " " + EOS if missing."""
+    text = text.rstrip("\n")
+    return text if text.endswith(eos_token) else text + " " + eos_token
 
 
 def openrlhf_reward_texts(data: Mapping[str, Any], apply_chat_template: Callable[..., str], eos_token: str,
                           prompt_key: str = "prompt", chosen_key: str = "chosen",
                           rejected_key: str = "rejected") -> tuple[str, str]:
-    """The chosen and rejected sequences OpenRLHF tokenises with ``--data.apply_chat_template`` and a prompt key: each
-    continuation is the full chat's rendering minus the prompt's (generation prompt on), then joined back to the
-    prompt, stripped of trailing newlines and closed with " " + EOS."""
+    """The chosen and rejected sequences of ``--data.prompt_key/chosen_key/rejected_key --data.apply_chat_template``:
+    each continuation is the full chat's rendering minus the prompt's (generation prompt on), joined back to it."""
     prompt = apply_chat_template(data[prompt_key], tokenize=False, add_generation_prompt=True)
     chosen = apply_chat_template(data[prompt_key] + data[chosen_key], tokenize=False)[len(prompt):]
     rejected = apply_chat_template(data[prompt_key] + data[rejected_key], tokenize=False)[len(prompt):]
+    return _openrlhf_close(prompt + chosen, eos_token), _openrlhf_close(prompt + rejected, eos_token)
 
-    def close(text: str) -> str:
-        text = text.rstrip("\n")
-        return text if text.endswith(eos_token) else text + " " + eos_token
 
-    return close(prompt + chosen), close(prompt + rejected)
+def openrlhf_sft_texts(data: Mapping[str, Any], apply_chat_template: Callable[..., str], eos_token: str,
+                       input_key: str = "prompt", output_key: str = "completion") -> tuple[str, str]:
+    """(prompt, sequence) of ``--data.input_key/output_key --data.apply_chat_template``: the loss starts after the
+    prompt's tokens."""
+    prompt = apply_chat_template(data[input_key], tokenize=False, add_generation_prompt=True)
+    response = apply_chat_template(data[input_key] + data[output_key], tokenize=False)[len(prompt):]
+    return prompt, _openrlhf_close(prompt + response, eos_token)
+
+
+def openrlhf_prompt_text(data: Mapping[str, Any], apply_chat_template: Callable[..., str],
+                         input_key: str = "prompt") -> str:
+    """The PPO prompt of ``--data.input_key --data.apply_chat_template`` (text without ``<image>`` tags as is)."""
+    return apply_chat_template(data[input_key], tokenize=False, add_generation_prompt=True)
 
 
 def iter_json_array(path: Path) -> Iterator[dict[str, Any]]:
