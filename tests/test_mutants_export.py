@@ -1,11 +1,14 @@
-"""Issue #15: the ChatLLaMA export's values, not only its keys: 1/0 for an unscored pair, a scored pair's own scores."""
+"""Issue #15: the ChatLLaMA export's values, not only its keys: +1/-1 for an unscored pair (issue #11: never a falsy
+score, which ChatLLaMA reads as 2.5), a scored pair's own scores; input and reply as ChatLLaMA's converters join them."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from split_helpers import demo, pair, prompt_only, user, write_dataset
 
+from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import make_row
 from prefdata.jobs.export import export_dataset
 
@@ -22,17 +25,20 @@ def test_chatllama_reward_scores_favour_the_chosen_reply(tmp_path):
     def read(name: str) -> list[dict]:
         return json.loads((tmp_path / "cl" / name).read_text(encoding="utf-8"))
 
+    def asked(row: dict) -> str:
+        return f"Human: {row['prompt'][0]['content']}\n\n##\n\n"
+
     expected_reward = []
     for row in unscored:
-        question = row["prompt"][0]["content"]
-        expected_reward += [{"user_input": question, "completion": row["chosen"], "score": 1.0},
-                            {"user_input": question, "completion": row["rejected"], "score": 0.0}]
-    expected_reward += [{"user_input": "Which knot holds best?", "completion": "A bowline.", "score": 8.5},
-                        {"user_input": "Which knot holds best?", "completion": "A granny knot.", "score": 2.25}]
+        expected_reward += [{"user_input": asked(row), "completion": f"Assistant: {row['chosen']}", "score": 1.0},
+                            {"user_input": asked(row), "completion": f"Assistant: {row['rejected']}", "score": -1.0}]
+    knot = "Human: Which knot holds best?\n\n##\n\n"
+    expected_reward += [{"user_input": knot, "completion": "Assistant: A bowline.", "score": 8.5},
+                        {"user_input": knot, "completion": "Assistant: A granny knot.", "score": 2.25}]
     assert read("reward_training_data.json") == expected_reward
-    assert read("actor_training_data.json") == [{"user_input": r["prompt"][0]["content"], "completion": r["chosen"]}
+    assert read("actor_training_data.json") == [{"user_input": asked(r), "completion": f"Assistant: {r['chosen']}"}
                                                 for r in demos]
-    assert read("rlhf_training_data.json") == [{"user_input": r["prompt"][0]["content"]} for r in prompts]
+    assert read("rlhf_training_data.json") == [{"user_input": asked(r)} for r in prompts]
 
 
 def split_dataset(tmp_path):
@@ -48,11 +54,13 @@ def test_chatllama_eval_splits_get_their_own_files_and_unusable_rows_are_counted
     files = {"sft_train": "actor_training_data.json", "sft_eval": "actor_eval_data.json",
              "rm_train": "reward_training_data.json", "rm_eval": "reward_eval_data.json",
              "ppo_train": "rlhf_training_data.json", "ppo_eval": "rlhf_eval_data.json"}
-    assert sorted(p.name for p in (tmp_path / "cl").iterdir()) == sorted([*files.values(), "prefdata-export.json"])
+    assert sorted(p.name for p in (tmp_path / "cl").iterdir()) == sorted([*files.values(), "prefdata-export.json",
+                                                                           "README.md"])
     written = {"sft_train": 2, "sft_eval": 1, "rm_train": 4, "rm_eval": 2, "ppo_train": 2, "ppo_eval": 1}
     for name, rows in splits.items():
         assert report["splits"][name] == {"phase": name.split("_")[0], "rows_in": len(rows), "rows_out": written[name],
-                                          "skipped_unusable": 1 if name == "rm_train" else 0, "file": files[name]}
+                                          "skipped_unusable": 1 if name == "rm_train" else 0, "left_out": {},
+                                          "file": files[name]}
         assert len(json.loads((tmp_path / "cl" / files[name]).read_text(encoding="utf-8"))) == written[name]
     on_disk = json.loads((tmp_path / "cl" / "prefdata-export.json").read_text(encoding="utf-8"))
     assert on_disk["splits"] == report["splits"] and on_disk["format"] == "chatllama"
@@ -85,9 +93,9 @@ def test_plain_split_names_get_the_phase_their_rows_allow(tmp_path):
     test_rows = [json.loads(line) for line in (tmp_path / "trl" / "test.jsonl").read_text(encoding="utf-8").splitlines()]
     assert test_rows == [{"prompt": r["prompt"], "completion": [{"role": "assistant", "content": r["chosen"]}]}
                          for r in splits["test"]]
-    ds = export_dataset(source, tmp_path / "ds", format="dschat", quiet=True)
-    assert {name: info["file"] for name, info in ds["splits"].items()} == {
-        "train": "rm/train.json", "test": "sft/eval.json", "validation": "ppo/eval.json"}
+    with pytest.raises(PrefdataError, match="DeepSpeed-Chat needs ppo/train.json and ppo/eval.json, and no exported "
+                                            "split has ppo train rows"):  # test -> sft/eval.json, validation -> ppo/eval
+        export_dataset(source, tmp_path / "ds", format="dschat", quiet=True)
 
 
 def test_trl_rm_skips_rows_without_a_pair_and_sft_rows_without_a_reply(tmp_path):

@@ -12,7 +12,7 @@ from split_helpers import demo, pair, prompt_only, user, write_dataset
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import make_row
-from prefdata.jobs import export
+from prefdata.jobs import export, export_formats
 from prefdata.jobs.export import export_dataset
 from prefdata.storage.dataset import read_manifest
 
@@ -33,7 +33,7 @@ def refusal(call) -> tuple[str, str | None, str | None]:
 def test_bad_options_are_refused_naming_the_option(source, tmp_path):
     out = tmp_path / "out"
     assert refusal(lambda: export_dataset(source, out, format="csv")) == (
-        "unknown format 'csv'; choose one of trl, dschat, chatllama, jsonl, parquet", "format", None)
+        "unknown format 'csv'; choose one of trl, dschat, chatllama, sharegpt, jsonl, parquet", "format", None)
     assert refusal(lambda: export_dataset(source, out, format="trl", container="xml")) == (
         "unknown container 'xml'; choose one of jsonl, parquet, arrow", "container", None)
     assert refusal(lambda: export_dataset(source, out, format="dschat", push_to_hub="me/data")) == (
@@ -61,11 +61,15 @@ def test_every_unusable_row_is_counted(tmp_path):
     assert (report["splits"]["rm_train"]["rows_out"], report["splits"]["rm_train"]["skipped_unusable"]) == (1, 3)
 
 
-def test_dschat_gets_an_empty_train_file_when_a_phase_has_only_eval(source, tmp_path):
-    export_dataset(source, tmp_path / "ds", format="dschat", quiet=True)
-    assert json.loads((tmp_path / "ds" / "ppo" / "train.json").read_text(encoding="utf-8")) == []
-    assert json.loads((tmp_path / "ds" / "rm" / "eval.json").read_text(encoding="utf-8")) == []
-    assert len(json.loads((tmp_path / "ds" / "ppo" / "eval.json").read_text(encoding="utf-8"))) == 1
+def test_dschat_refuses_a_phase_without_eval_rows_and_writes_no_empty_file(source, tmp_path):
+    """Issue #11: DeepSpeed-Chat rejects an empty eval.json ("eval corresponds to no data"); an `[]` was written."""
+    message, field, _ = refusal(lambda: export_dataset(source, tmp_path / "ds", format="dschat", quiet=True))
+    assert (message, field) == ("DeepSpeed-Chat needs ppo/train.json and ppo/eval.json, and no exported split has ppo "
+                                "train rows; export a split with them, or leave the ppo splits out with --splits",
+                                "splits")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    message, _, _ = refusal(lambda: export_dataset(source, tmp_path / "x", format="dschat", splits=["rm_train"]))
+    assert message.startswith("DeepSpeed-Chat needs rm/train.json and rm/eval.json, and no exported split has rm eval")
 
 
 @pytest.mark.parametrize(("format", "file"), [("jsonl", "rm_train.jsonl"), ("chatllama", "reward_training_data.json")])
@@ -86,7 +90,7 @@ def test_a_crash_mid_export_leaves_nothing_behind(source, tmp_path, monkeypatch)
     def broken(row, phase):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export, "to_trl", broken)
+    monkeypatch.setitem(export_formats.CONVERTERS, "trl", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         export_dataset(source, tmp_path / "out", format="trl", quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
@@ -104,10 +108,11 @@ def hub(monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
     pushed = []
 
-    def push_to_hub(self, repo_id, private=False, **kwargs):
-        pushed.append((repo_id, private, {name: self[name].to_list() for name in self}))
+    def push_to_hub(self, repo_id, config_name="default", private=False, **kwargs):
+        pushed.append((repo_id, private, config_name, {name: self[name].to_list() for name in self}))
 
     monkeypatch.setattr(DatasetDict, "push_to_hub", push_to_hub)
     return pushed
@@ -119,16 +124,18 @@ def test_push_uploads_exactly_what_was_exported(source, tmp_path, hub, format, c
     report = export_dataset(source, tmp_path / "out", format=format, container=container, push_to_hub="me/prefs",
                             private=True, quiet=True)
     assert report["pushed_to"] == "me/prefs"
-    [(repo, private, uploaded)] = hub
-    assert (repo, private) == ("me/prefs", True)
+    assert {(repo, private) for repo, private, _, _ in hub} == {("me/prefs", True)}
+    uploaded = {config: rows for _, _, config, rows in hub}
     exported = export_dataset(source, tmp_path / "again", format=format, container="jsonl", quiet=True)
-    expected = {name: read_rows(tmp_path / "again" / info["file"]) for name, info in exported["splits"].items()}
+    expected: dict[str, dict] = {}
+    for name, info in exported["splits"].items():  # each phase its own config
+        expected.setdefault(info["phase"], {})[name] = read_rows(tmp_path / "again" / info["file"])
     assert uploaded == expected
 
 
 def test_push_is_public_unless_asked(source, tmp_path, hub):
     export_dataset(source, tmp_path / "out", format="jsonl", push_to_hub="me/prefs", quiet=True)
-    assert [private for _, private, _ in hub] == [False]
+    assert {private for _, private, _, _ in hub} == {False}
 
 
 @pytest.mark.parametrize(("error", "shown"), [(ConnectionError("no route to host\nretrying"), "ConnectionError: no route to host"),
@@ -137,6 +144,7 @@ def test_a_failed_push_is_one_line_naming_the_repo(source, tmp_path, monkeypatch
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
 
     def push_to_hub(self, repo_id, **kwargs):
         raise error
@@ -144,7 +152,7 @@ def test_a_failed_push_is_one_line_naming_the_repo(source, tmp_path, monkeypatch
     monkeypatch.setattr(DatasetDict, "push_to_hub", push_to_hub)
     message, field, _ = refusal(lambda: export_dataset(source, tmp_path / "out", format="jsonl", push_to_hub="me/x",
                                                        quiet=True))
-    assert (message, field) == (f"push to me/x failed: {shown}", "push_to_hub")
+    assert (message, field) == (f"push of config 'ppo' to me/x failed: {shown}", "push_to_hub")
 
 
 def test_refusals_of_a_second_export_and_of_pushing_chatllama(source, tmp_path):
@@ -161,10 +169,10 @@ def test_chatllama_renders_a_conversation_and_needs_both_scores(tmp_path):
     half_scored = make_row(conversation, "Oak.", "Rock.", source="custom/t", chosen_score=7.0)
     source = write_dataset(tmp_path / "in", {"rm_train": [half_scored]})
     export_dataset(source, tmp_path / "cl", format="chatllama", quiet=True)
-    asked = "Be brief.\n\nHuman: Hi.\n\nAssistant: Hello.\n\nHuman: Name a tree.\n\nAssistant:"
+    asked = "Be brief.\n\nHuman: Hi.\n\nAssistant: Hello.\n\nHuman: Name a tree.\n\n##\n\n"
     assert json.loads((tmp_path / "cl" / "reward_training_data.json").read_text(encoding="utf-8")) == [
-        {"user_input": asked, "completion": "Oak.", "score": 1.0},
-        {"user_input": asked, "completion": "Rock.", "score": 0.0}]
+        {"user_input": asked, "completion": "Assistant: Oak.", "score": 1.0},
+        {"user_input": asked, "completion": "Assistant: Rock.", "score": -1.0}]
 
 
 def test_a_split_named_eval_goes_to_the_eval_file_and_the_summary_counts_rows(tmp_path):

@@ -2,7 +2,8 @@
 
 The digests were taken on main before the re-layout into contract/storage/formats/pipeline/llm/jobs/cli (issue 9),
 whose promise is "behaviour unchanged": a refactor that changes one byte of a shard, a quarantine line or an export
-fails here. Manifests and export reports are left out (they record paths and the version); every data file is in.
+fails here. Manifests, export reports and export READMEs are left out (they record paths and the version); every
+data file is in.
 Input paths inside quarantine lines are replaced by ``<in>`` and ``<sample>`` so the digest does not depend on where
 the repository or the shared data live.
 A deliberate change of output must update these digests and say why in the commit.
@@ -18,7 +19,7 @@ from support import run_cli
 
 from prefdata.contract.resources import sample_path
 
-_SKIP = {"prefdata.json", "prefdata-export.json"}
+_SKIP = {"prefdata.json", "prefdata-export.json", "README.md"}
 
 
 def tree_digest(root: Path, replace: dict[str, str]) -> str:
@@ -37,7 +38,7 @@ PINNED = {
     "sample/split": "1f562a53ad31e175",
     "sample/export-trl": "7347908a35259211",
     "sample/export-dschat": "7fb189116f1b9751",
-    "sample/export-chatllama": "7fa9f82a648362f6",
+    "sample/export-chatllama": "7910367183752c25",  # issue #11: +1/-1 scores, "Human: …\n\n##\n\n" + "Assistant: …"
     "sample/export-jsonl": "c8b7765744618d29",
     "sample/export-parquet": "4987941be7382900",
     "hh/raw": "6ca1b133520a3751",

@@ -1,15 +1,20 @@
-"""Exports of a prefdata directory to what trainers read as is: TRL, DeepSpeed-Chat, ChatLLaMA, JSONL, Parquet.
+"""Exports of a prefdata directory to what trainers read as is: TRL, DeepSpeed-Chat, ChatLLaMA, LLaMA-Factory's
+ShareGPT, JSONL, Parquet.
 
 Each split of the input has a phase (`prefdata.contract.phases`): `sft_*`, `rm_*`, `ppo_*` from `prefdata split`; any
 other split gets the phase its rows allow (all pairs: rm; all with a reply: sft; else ppo). A phase exports what it can
-use of a row (design §1): sft the prompt and chosen reply, rm the pair, ppo the prompt. Output folders are written beside the target and renamed into
-place, so a crash never leaves a half export.
+use of a row (`prefdata.jobs.export_formats`); a row the format cannot express is left out and counted by reason, an
+empty part is not written (and named), never a 0-byte file or `[]`. The folder's README declares one config per phase
+(`prefdata.jobs.export_card`). Output folders are written beside the target and renamed into place, so a crash never
+leaves a half export, and a push is checked before anything is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,11 +22,13 @@ from typing import Any
 import pyarrow as pa
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.phases import phase_of_rows, phase_of_split, require_preference_rows, serves
-from prefdata.contract.render import render
+from prefdata.contract.phases import phase_of_rows, phase_of_split, require_preference_rows
 from prefdata.contract.row import PREFERENCE_SCHEMA
+from prefdata.jobs.export_card import DATASET_INFO, arrow_files, config_of, dataset_info, split_part, write_card
+from prefdata.jobs.export_formats import CONVERTERS, LEFT_OUT
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import load, read_manifest
+from prefdata.storage.hub import check_push, hub_uploads, push_configs, quiet_datasets
 from prefdata.storage.publish import (
     check_output_dir,
     is_output_error,
@@ -32,60 +39,12 @@ from prefdata.storage.publish import (
     write_json_atomic,
 )
 
-FORMATS = ("trl", "dschat", "chatllama", "jsonl", "parquet")
+FORMATS = ("trl", "dschat", "chatllama", "sharegpt", "jsonl", "parquet")
 CONTAINERS = ("jsonl", "parquet", "arrow")
+PUSHABLE = ("trl", "jsonl", "parquet")
 EXPORT_MANIFEST = "prefdata-export.json"
 CHATLLAMA_FILES = {"sft": "actor_training_data", "rm": "reward_training_data", "ppo": "rlhf_training_data"}
 _BATCH = 4096
-
-
-def _assistant(text: str) -> list[dict[str, str]]:
-    return [{"role": "assistant", "content": text}]
-
-
-def to_trl(row: Mapping[str, Any], phase: str) -> dict[str, Any] | None:
-    """TRL conversational formats with an explicit prompt: preference (rm), prompt-completion (sft), prompt-only (ppo)."""
-    if not serves(row, phase):
-        return None
-    prompt = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
-    if phase == "rm":
-        return {"prompt": prompt, "chosen": _assistant(row["chosen"]), "rejected": _assistant(row["rejected"])}
-    if phase == "sft":
-        return {"prompt": prompt, "completion": _assistant(row["chosen"])}
-    return {"prompt": prompt}
-
-
-def to_dschat(row: Mapping[str, Any], phase: str) -> dict[str, Any] | None:
-    """DeepSpeed-Chat `local/jsonfile`: prompt ends with "Assistant:"; DS-Chat itself puts " " before each reply."""
-    if not serves(row, phase):
-        return None
-    return {"prompt": render(row["prompt"], template="dschat"),
-            "chosen": row.get("chosen") if phase != "ppo" else None,
-            "rejected": row.get("rejected") if phase == "rm" else None}
-
-
-def chatllama_input(prompt: list[Mapping[str, str]]) -> str:
-    """ChatLLaMA's `user_input` is one string: a lone user turn as is, a longer conversation in the dschat rendering."""
-    if len(prompt) == 1:
-        return prompt[0]["content"]
-    return render(prompt, template="dschat")
-
-
-def to_chatllama(row: Mapping[str, Any], phase: str) -> list[dict[str, Any]]:
-    """actor: user_input/completion; reward: one entry per reply with its score (1/0 for an unscored pair);
-    rlhf: user_input."""
-    if not serves(row, phase):
-        return []
-    user_input = chatllama_input(row["prompt"])
-    if phase == "sft":
-        return [{"user_input": user_input, "completion": row["chosen"]}]
-    if phase == "rm":
-        chosen_score, rejected_score = row.get("chosen_score"), row.get("rejected_score")
-        if chosen_score is None or rejected_score is None:
-            chosen_score, rejected_score = 1.0, 0.0
-        return [{"user_input": user_input, "completion": row["chosen"], "score": chosen_score},
-                {"user_input": user_input, "completion": row["rejected"], "score": rejected_score}]
-    return [{"user_input": user_input}]
 
 
 def _iter_split(dataset) -> Iterator[dict[str, Any]]:
@@ -115,10 +74,13 @@ def export_dataset(
         raise PrefdataError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", field="format")
     if container not in CONTAINERS:
         raise PrefdataError(f"unknown container {container!r}; choose one of {', '.join(CONTAINERS)}", field="container")
-    if push_to_hub and format in ("dschat", "chatllama"):
-        raise PrefdataError(f"--push-to-hub works with trl, jsonl and parquet, not {format}", field="push_to_hub")
+    if push_to_hub:
+        if format not in PUSHABLE:
+            raise PrefdataError(f"--push-to-hub works with {', '.join(PUSHABLE[:-1])} and {PUSHABLE[-1]}, not {format}",
+                                field="push_to_hub")
+        check_push(push_to_hub)  # before anything is written, here or on the Hub
     out = Path(out)
-    if format in ("trl", "dschat", "chatllama"):
+    if format not in ("jsonl", "parquet"):
         require_preference_rows(read_manifest(directory).get("schema", ""), f"export --format {format}", str(directory))
     dataset_dict = load(directory)  # verified: a damaged input is refused before anything is written
     manifest = read_manifest(directory)
@@ -126,86 +88,118 @@ def export_dataset(
     for name in names:
         if name not in dataset_dict:
             raise PrefdataError(f"has no split {name!r} (it has {', '.join(dataset_dict)})", file=str(directory))
+    container = container if format == "trl" else None
     report: dict[str, Any] = {"source": str(directory), "source_fingerprints": {n: manifest["splits"][n]["fingerprint"]
                               for n in names if n in manifest.get("splits", {})},
-                              "format": format, "container": container if format == "trl" else None, "splits": {}}
-    with output_lock(out, what="export"):
-        check_output_dir(out, overwrite, marker=EXPORT_MANIFEST, what="export")
-        try:
-            with temp_sibling(out, what="export") as tmp:
-                _write_export(dataset_dict, names, tmp, format, container, report, quiet)
-                publish_dir(tmp, out)
-        except OSError as e:
-            if is_output_error(e, out.parent):
-                raise output_error(e, out, "export") from None
-            raise
-    if push_to_hub:
-        push_dataset(out, format, container, names, push_to_hub, private=private)
-        report["pushed_to"] = push_to_hub
+                              "format": format, "container": container, "splits": {}}
+    with contextlib.ExitStack() as pushing:
+        with output_lock(out, what="export"):
+            check_output_dir(out, overwrite, marker=EXPORT_MANIFEST, what="export")
+            try:
+                with temp_sibling(out, what="export") as tmp:
+                    configs = _write_export(dataset_dict, names, tmp, format, container, report, quiet)
+                    # every config loads, with one set of features, before anything is published or sent
+                    uploads = pushing.enter_context(hub_uploads(tmp, configs)) if push_to_hub else {}
+                    publish_dir(tmp, out)
+            except OSError as e:
+                if is_output_error(e, out.parent):
+                    raise output_error(e, out, "export") from None
+                raise
+        if push_to_hub:
+            push_configs(uploads, push_to_hub, private=private)
+            report["pushed_to"] = push_to_hub
     return report
 
 
-def _write_export(dataset_dict, names: list[str], tmp: Path, format: str, container: str, report: dict[str, Any],
-                  quiet: bool) -> None:
-    """Every chosen split converted into ``tmp``, with the export manifest; ``report`` gets each split's counts."""
+def _write_export(dataset_dict, names: list[str], tmp: Path, format: str, container: str | None,
+                  report: dict[str, Any], quiet: bool) -> dict[str, dict[str, str]]:
+    """Every chosen split converted into ``tmp``, with the export manifest and the README that declares one config per
+    phase; ``report`` gets each split's counts. Returns the configs: {config: {split: file}}."""
+    convert = CONVERTERS[format]
     sinks: dict[Path, _Sink] = {}
+    configs: dict[str, dict[str, str]] = {}
     for name in names:
         dataset = dataset_dict[name]
         phase = _phase_of(name, dataset)
-        path = _target(tmp, format, container, name, phase)
-        if path not in sinks:
-            sinks[path] = _Sink(path, _schema(format, phase))
-        sink, written, skipped = sinks[path], 0, 0
+        written: Counter[str] = Counter()
+        skipped, left_out = 0, Counter()
         for row in progress(_iter_split(dataset), desc=f"export {name}", total=len(dataset), quiet=quiet, unit="row"):
-            items = _convert(row, format, phase)
-            skipped += not items
-            for item in items:
-                sink.write(item)
-                written += 1
-        report["splits"][name] = {"phase": phase, "rows_in": len(dataset), "rows_out": written,
-                                  "skipped_unusable": skipped, "file": str(path.relative_to(tmp))}
+            conversion = convert(row, phase)
+            if conversion.left_out:
+                left_out[conversion.left_out] += 1
+                continue
+            skipped += not conversion.items
+            if not conversion.items:
+                continue
+            path = _target(tmp, format, container, name, phase, conversion.part)
+            if path not in sinks:
+                sinks[path] = _Sink(path, _schema(format, phase, conversion.part))
+            for item in conversion.items:
+                sinks[path].write(item)
+            written[conversion.part] += len(conversion.items)
+        main = _target(tmp, format, container, name, phase, "")
+        report["splits"][name] = {"phase": phase, "rows_in": len(dataset), "rows_out": sum(written.values()),
+                                  "skipped_unusable": skipped, "left_out": dict(sorted(left_out.items())),
+                                  "file": str(main.relative_to(tmp)) if main in sinks else None}
+        for part in sorted(written):
+            path = _target(tmp, format, container, name, phase, part)
+            if part:
+                report["splits"][name][f"{part}_file"] = str(path.relative_to(tmp))
+            config, split = config_of(format, name, phase, part)
+            configs.setdefault(config, {})[split] = str(path.relative_to(tmp))
     for sink in sinks.values():
         sink.close()
-    if format == "dschat":  # DS-Chat's loader needs both train.json and eval.json in a folder
-        for folder in {p.parent for p in sinks}:
-            for part in ("train", "eval"):
-                if not (folder / f"{part}.json").exists():
-                    _Sink(folder / f"{part}.json", None).close()
-    if format == "trl" and container == "arrow":
-        _parquet_to_arrow(tmp, names, quiet)
+    if format == "dschat":
+        _require_dschat_pairs(tmp, report)
+    if container == "arrow":
+        _parquet_to_arrow(tmp, [p for p in sinks if p.suffix == ".parquet"], quiet)
+        configs = {c: {s: arrow_files(f) for s, f in files.items()} for c, files in configs.items()}
+    report["configs"] = configs
+    write_card(tmp, format, configs, report)
+    if format == "sharegpt":
+        write_json_atomic(tmp / DATASET_INFO, dataset_info(configs))
     write_json_atomic(tmp / EXPORT_MANIFEST, report)
+    return configs
+
+
+def _require_dschat_pairs(tmp: Path, report: Mapping[str, Any]) -> None:
+    """DeepSpeed-Chat's `local/jsonfile` loads <phase>/train.json and eval.json together and refuses an empty one
+    ("eval corresponds to no data"): a phase with one of them empty cannot be trained on, so it is refused."""
+    for folder in sorted({tmp / s["file"].split("/")[0] for s in report["splits"].values() if s["file"]}):
+        for part in ("train", "eval"):
+            if not (folder / f"{part}.json").exists():
+                raise PrefdataError(f"DeepSpeed-Chat needs {folder.name}/train.json and {folder.name}/eval.json, and no "
+                                    f"exported split has {folder.name} {part} rows; export a split with them, or leave "
+                                    f"the {folder.name} splits out with --splits", field="splits")
 
 
 def export_summary(report: Mapping[str, Any], out: str | os.PathLike) -> str:
-    """The line `prefdata export` ends with."""
+    """The line `prefdata export` ends with: rows per split, then what was not written and why."""
     total = sum(s["rows_out"] for s in report["splits"].values())
     parts = ", ".join(f"{n} {s['rows_out']:,}" for n, s in report["splits"].items())
-    return f"exported {total:,} rows ({parts}) as {report['format']} to {out}"
+    line = f"exported {total:,} rows ({parts}) as {report['format']} to {out}"
+    empty = [n for n, s in report["splits"].items() if s["file"] is None and not s.get("unpaired_file")]
+    if empty:
+        line += f"; not written (no rows for the format): {', '.join(empty)}"
+    left_out: Counter[str] = Counter()
+    for info in report["splits"].values():
+        left_out.update(info["left_out"])
+    if left_out:
+        line += "; left out: " + ", ".join(f"{n:,} {reason} ({LEFT_OUT[reason]})" for reason, n in sorted(left_out.items()))
+    return line
 
 
-def _convert(row: Mapping[str, Any], format: str, phase: str) -> list[dict[str, Any]]:
-    if format == "trl":
-        item = to_trl(row, phase)
-    elif format == "dschat":
-        item = to_dschat(row, phase)
-    elif format == "chatllama":
-        return to_chatllama(row, phase)
-    else:
-        item = dict(row)
-    return [] if item is None else [item]
-
-
-def _target(tmp: Path, format: str, container: str, name: str, phase: str) -> Path:
-    """Where a split goes: DS-Chat <phase>/{train,eval}.json, ChatLLaMA's fixed names, else <split>.<ext>."""
-    is_eval = name.endswith("_eval") or name in ("eval", "test", "validation")
+def _target(tmp: Path, format: str, container: str | None, name: str, phase: str, part: str) -> Path:
+    """Where a split goes: DS-Chat <phase>/{train,eval}.json, ChatLLaMA's fixed names, else <split>[_<part>].<ext>."""
     if format == "dschat":
-        return tmp / phase / ("eval.json" if is_eval else "train.json")
+        return tmp / phase / f"{split_part(name)}.json"
     if format == "chatllama":
         stem = CHATLLAMA_FILES[phase]
-        return tmp / f"{stem.replace('_training_', '_eval_') if is_eval else stem}.json"
-    if format == "parquet" or (format == "trl" and container in ("parquet", "arrow")):
-        return tmp / f"{name}.parquet"
-    return tmp / f"{name}.jsonl"
+        return tmp / f"{stem.replace('_training_', '_eval_') if split_part(name) == 'eval' else stem}.json"
+    stem = f"{name}_{part}" if part else name
+    if format == "parquet" or container in ("parquet", "arrow"):
+        return tmp / f"{stem}.parquet"
+    return tmp / f"{stem}.{'json' if format == 'sharegpt' else 'jsonl'}"
 
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -213,19 +207,21 @@ TRL_SCHEMAS = {
     "rm": pa.schema([("prompt", _MESSAGES), ("chosen", _MESSAGES), ("rejected", _MESSAGES)]),
     "sft": pa.schema([("prompt", _MESSAGES), ("completion", _MESSAGES)]),
     "ppo": pa.schema([("prompt", _MESSAGES)]),
+    "rm_unpaired": pa.schema([("prompt", _MESSAGES), ("completion", _MESSAGES), ("label", pa.bool_())]),
 }
 
 
-def _schema(format: str, phase: str) -> pa.Schema | None:
+def _schema(format: str, phase: str, part: str) -> pa.Schema | None:
     if format == "trl":
-        return TRL_SCHEMAS[phase]
+        return TRL_SCHEMAS[f"{phase}_{part}" if part else phase]
     if format == "parquet":
         return PREFERENCE_SCHEMA
     return None
 
 
 class _Sink:
-    """Streams items to one file: JSON Lines, a JSON array (DS-Chat, ChatLLaMA) or Parquet, by the file's suffix."""
+    """Streams items to one file: JSON Lines, a JSON array (DS-Chat, ChatLLaMA, ShareGPT) or Parquet, by the file's
+    suffix. Opened by the first item, so an empty part is never written."""
 
     def __init__(self, path: Path, schema: pa.Schema | None) -> None:
         self.path, self.schema, self.count, self._buffer = path, schema, 0, []
@@ -265,41 +261,13 @@ class _Sink:
         self._file.close()
 
 
-def _parquet_to_arrow(tmp: Path, names: list[str], quiet: bool) -> None:
+def _parquet_to_arrow(tmp: Path, files: list[Path], quiet: bool) -> None:
     """The `datasets` folder layout (save_to_disk) from the Parquet files just written."""
     import pyarrow.parquet as pq
     from datasets import Dataset, DatasetDict
-    from datasets.utils import logging as datasets_logging
 
-    dataset_dict = DatasetDict({n: Dataset(pq.read_table(tmp / f"{n}.parquet", memory_map=True)) for n in names})
-    shown = datasets_logging.is_progress_bar_enabled()
-    if quiet and shown:
-        datasets_logging.disable_progress_bar()
-    try:
+    dataset_dict = DatasetDict({p.stem: Dataset(pq.read_table(p, memory_map=True)) for p in files})
+    with quiet_datasets(quiet):
         dataset_dict.save_to_disk(str(tmp))
-    finally:
-        if quiet and shown:
-            datasets_logging.enable_progress_bar()
-    for name in names:
-        (tmp / f"{name}.parquet").unlink()
-
-
-def push_dataset(out: Path, format: str, container: str, names: list[str], repo: str, *, private: bool = False) -> None:
-    """Upload the written export with `datasets.DatasetDict.push_to_hub`; the token comes from the environment."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        raise PrefdataError("HF_HUB_OFFLINE is set: cannot push to the Hugging Face Hub", field="push_to_hub")
-    from datasets import Dataset, DatasetDict, load_from_disk
-
-    if format == "trl" and container == "arrow":
-        dataset_dict = load_from_disk(str(out))
-    elif format == "parquet" or container == "parquet":
-        dataset_dict = DatasetDict({n: Dataset.from_parquet(str(out / f"{n}.parquet")) for n in names})
-    else:
-        dataset_dict = DatasetDict({n: Dataset.from_json(str(out / f"{n}.jsonl")) for n in names})
-    try:
-        dataset_dict.push_to_hub(repo, private=private)
-    except Exception as e:  # network, auth or permission: the user's environment, not a bug
-        raise PrefdataError(f"push to {repo} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                            field="push_to_hub") from None
+    for path in files:
+        path.unlink()

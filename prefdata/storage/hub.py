@@ -7,9 +7,12 @@ reads both, so what is tested offline is what runs online, and each input file g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prefdata.contract.errors import PrefdataError
 
@@ -96,3 +99,72 @@ def data_files(root: Path) -> dict[str, list[Path]]:
     for path in files:
         by_split.setdefault(split_of(str(path.relative_to(root))) or "train", []).append(path)
     return by_split
+
+
+@contextlib.contextmanager
+def quiet_datasets(quiet: bool) -> Iterator[None]:
+    """`datasets` progress bars off for the block when ``quiet`` (and back on after, if they were on)."""
+    from datasets.utils import logging as datasets_logging
+
+    shown = datasets_logging.is_progress_bar_enabled()
+    if quiet and shown:
+        datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and shown:
+            datasets_logging.enable_progress_bar()
+
+
+def check_push(repo_id: str) -> None:
+    """Everything a push needs that can be known before anything is written: the Hub reachable in principle (not
+    offline), a valid repository name, a token. Each failure is one line naming the real problem."""
+    from huggingface_hub import constants, get_token
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if constants.HF_HUB_OFFLINE:
+        raise PrefdataError("HF_HUB_OFFLINE is set: cannot push to the Hugging Face Hub", field="push_to_hub")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise PrefdataError(f"{repo_id!r} is not a Hub repository name: {str(e).splitlines()[0]}",
+                            field="push_to_hub") from None
+    if not get_token():
+        raise PrefdataError("no Hugging Face token: set HF_TOKEN or run `hf auth login` before --push-to-hub",
+                            field="push_to_hub")
+
+
+@contextlib.contextmanager
+def hub_uploads(folder: Path, configs: dict[str, dict[str, str]]) -> Iterator[dict[str, Any]]:
+    """Each config of ``folder`` loaded as the Hub will read it (the README's `configs:`), so a config whose splits do
+    not share one set of features is refused here, naming it, before anything is sent. Yields {config: DatasetDict},
+    valid for the block (its Arrow files live in a cache of its own, removed after)."""
+    import tempfile
+
+    from datasets import load_dataset
+
+    uploads = {}
+    # A cache of its own: datasets keys a local folder's cache by the folder's name, not its path, so two exports to
+    # folders of one name would read as the first one (found by tests/test_mutants_export_io.py).
+    with tempfile.TemporaryDirectory(prefix="prefdata-push-") as cache, quiet_datasets(True):
+        for config in sorted(configs):
+            try:
+                uploads[config] = load_dataset(str(folder), config, cache_dir=cache)
+            except Exception as e:  # datasets raises many types (CastError, DatasetGenerationError): all mean this
+                while e.__cause__ is not None:  # the root cause names the column; the wrapper says only "an error"
+                    e = e.__cause__
+                raise PrefdataError(f"config {config!r} ({', '.join(configs[config])}) does not load as one dataset, "
+                                    f"so nothing was pushed: {type(e).__name__}: "
+                                    f"{str(e).splitlines()[0] if str(e) else ''}", field="push_to_hub") from None
+        yield uploads
+
+
+def push_configs(uploads: dict[str, Any], repo_id: str, *, private: bool = False) -> None:
+    """Push each config (a DatasetDict) as its own config of ``repo_id``; the token comes from the environment."""
+    for config, dataset_dict in uploads.items():
+        try:
+            dataset_dict.push_to_hub(repo_id, config_name=config, private=private)
+        except Exception as e:  # network, auth or permission: the user's environment, not a bug
+            raise PrefdataError(f"push of config {config!r} to {repo_id} failed: {type(e).__name__}: "
+                                f"{str(e).splitlines()[0] if str(e) else ''}", field="push_to_hub") from None
