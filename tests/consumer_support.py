@@ -9,7 +9,7 @@ rows it keeps); they leave out what does not change that (logging, tokenisation 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,6 @@ def prefdata_tokenizer(split_dir: Path, out: Path, template: str = "dschat") -> 
 
     train_tokenizer(TokenizerConfig(data=str(split_dir), out=str(out), vocab_size=600, template=template, quiet=True))
     return AutoTokenizer.from_pretrained(out)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 # --- DeepSpeed-Chat -------------------------------------------------------------------------------------------------
@@ -140,5 +136,96 @@ def openrlhf_prompt_text(data: Mapping[str, Any], apply_chat_template: Callable[
     return apply_chat_template(data[input_key], tokenize=False, add_generation_prompt=True)
 
 
-def iter_json_array(path: Path) -> Iterator[dict[str, Any]]:
-    yield from json.loads(path.read_text(encoding="utf-8"))
+# --- ChatLLaMA ------------------------------------------------------------------------------------------------------
+# nebuly-ai ChatLLaMA, chatllama/rlhf/actor.py (ActorDataset), reward.py (RewardDataset) and trainer.py
+# (ExamplesSampler): each reads its JSON array file whole.
+
+
+def chatllama_actor(path: Path) -> list[str]:
+    """ActorDataset: the text of each entry is ``user_input + completion``, no separator added."""
+    return [entry["user_input"] + entry["completion"] for entry in read_json(path)]
+
+
+def chatllama_reward(path: Path) -> list[tuple[str, float]]:
+    """RewardDataset: ``(user_input + completion, score)`` where a falsy score (None, 0) is read as 2.5."""
+    return [(entry["user_input"] + entry["completion"], float(entry["score"]) if entry["score"] else 2.5)
+            for entry in read_json(path)]
+
+
+def chatllama_rlhf(path: Path) -> list[str]:
+    """ExamplesSampler: the prompts PPO samples, ``user_input`` of each entry."""
+    return [entry["user_input"] for entry in read_json(path)]
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- LLaMA-Factory --------------------------------------------------------------------------------------------------
+# LLaMA-Factory 0.9.5 (hiyouga/LLaMA-Factory), src/llamafactory/data/parser.py (DatasetAttr: defaults and `join` of a
+# dataset_info.json entry), converter.py (SharegptDatasetConverter) and processor/{supervised,pairwise,feedback,
+# unsupervised}.py (the examples each stage drops). Its wheel pins datasets<=4.0, trl<=0.24 and transformers<=5.6, so it
+# cannot be installed beside prefdata's dev dependencies.
+
+LLAMAFACTORY_DEFAULTS = {"formatting": "alpaca", "ranking": False, "messages": "conversations", "system": None,
+                         "chosen": None, "rejected": None, "kto_tag": None, "role_tag": "from", "content_tag": "value",
+                         "user_tag": "human", "assistant_tag": "gpt", "observation_tag": "observation",
+                         "function_tag": "function_call", "system_tag": "system"}
+_LLAMAFACTORY_ROLES = {"user_tag": "user", "assistant_tag": "assistant", "observation_tag": "observation",
+                       "function_tag": "function", "system_tag": "system"}
+
+
+_LLAMAFACTORY_GROUPS = {"columns": ("messages", "system", "chosen", "rejected", "kto_tag"),
+                        "tags": ("role_tag", "content_tag", *_LLAMAFACTORY_ROLES)}
+
+
+def llamafactory_attr(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset_info.json entry as DatasetAttr.join reads it: defaults, the entry's formatting and ranking, and when
+    it has "columns" / "tags", every key of that group from there (a key the group does not name becomes None)."""
+    attr = dict(LLAMAFACTORY_DEFAULTS)
+    attr.update(formatting=entry.get("formatting", "alpaca"), ranking=entry.get("ranking", False))
+    for group, keys in _LLAMAFACTORY_GROUPS.items():
+        if group in entry:
+            attr.update({key: entry[group].get(key) for key in keys})
+    return attr
+
+
+def llamafactory_sharegpt(example: Mapping[str, Any], attr: Mapping[str, Any]) -> dict[str, Any]:
+    """SharegptDatasetConverter: ``{"_prompt", "_response", "_system"}``; both lists empty for an example it calls
+    broken (a role out of the human/gpt alternation, or a message count that does not fit the dataset's kind)."""
+    tag_role = {attr[tag]: role for tag, role in _LLAMAFACTORY_ROLES.items()}
+    accepted = ((attr["user_tag"], attr["observation_tag"]), (attr["assistant_tag"], attr["function_tag"]))
+    messages = example[attr["messages"]]
+    if attr["system_tag"] and messages and messages[0][attr["role_tag"]] == attr["system_tag"]:
+        system, messages = messages[0][attr["content_tag"]], messages[1:]
+    else:
+        system = example[attr["system"]] if attr["system"] else ""
+    aligned, broken = [], False
+    for i, message in enumerate(messages):
+        if message[attr["role_tag"]] not in accepted[i % 2]:
+            broken = True
+            break
+        aligned.append({"role": tag_role[message[attr["role_tag"]]], "content": message[attr["content_tag"]]})
+    if (len(aligned) % 2 != 0) != bool(attr["ranking"]):
+        broken = True
+    empty = {"role": "assistant", "content": ""}
+    if broken:
+        prompt, response = [], []
+    elif attr["kto_tag"] and isinstance(example[attr["kto_tag"]], bool):
+        prompt, response = aligned[:-1], aligned[-1:]
+        response = response + [empty] if example[attr["kto_tag"]] else [empty] + response
+    elif attr["ranking"] and isinstance(example[attr["chosen"]], dict) and isinstance(example[attr["rejected"]], dict):
+        prompt = aligned
+        response = [{"role": tag_role[example[side][attr["role_tag"]]], "content": example[side][attr["content_tag"]]}
+                    for side in (attr["chosen"], attr["rejected"])]
+    else:
+        prompt, response = aligned[:-1], aligned[-1:]
+    return {"_prompt": prompt, "_response": response, "_system": system}
+
+
+def llamafactory_keeps(converted: Mapping[str, Any], stage: str) -> bool:
+    """Whether a stage's processor keeps the converted example: sft one reply, rm/dpo two (chosen, rejected), ppo
+    any; each after a prompt of odd length (ending with the user)."""
+    prompt_ok = len(converted["_prompt"]) % 2 == 1
+    needed = {"sft": lambda n: n == 1, "rm": lambda n: n >= 2, "dpo": lambda n: n >= 2, "ppo": lambda n: True}[stage]
+    return prompt_ok and needed(len(converted["_response"]))
