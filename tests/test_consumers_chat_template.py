@@ -140,3 +140,26 @@ def test_a_checkpoint_carries_the_template_the_run_trained_with(tmp_path):
         prompt, None, "chatml")
     tokenizer_dir = AutoTokenizer.from_pretrained(tmp_path / "tok")
     assert tokenizer_dir.chat_template == CHAT_TEMPLATES["dschat"]  # the run did not rewrite its input
+
+
+def test_train_tokenizer_learns_the_words_of_multi_message_continuations(tmp_path):
+    """A /2 continuation (a tool call, its result, the answer) has no plain text to render: its messages are read."""
+    from transformers import AutoTokenizer
+
+    from prefdata.contract.row import make_row
+    from prefdata.storage.dataset import DatasetWriter
+
+    call = '[{"function":{"arguments":"{}","name":"quokkaweather"},"id":"c1","type":"function"}]'
+    turns = [{"role": "assistant", "content": "", "tool_calls": call},
+             {"role": "tool", "content": "zyzzyvas everywhere", "tool_call_id": "c1", "name": "quokkaweather"},
+             {"role": "assistant", "content": "Expect zyzzyvas."}]
+    rows = [make_row([{"role": "user", "content": f"Weather {i}?"}], turns, f"No idea {i}.", source="test/tools")
+            for i in range(20)]
+    with DatasetWriter(tmp_path / "split", command="test") as writer:
+        for row in rows:
+            writer.count_in()
+            writer.write(row, "rm_train")
+    _run(["train", "tokenizer", "--data", str(tmp_path / "split"), "--out", str(tmp_path / "tok"),
+          "--vocab-size", "400", "--quiet"])
+    vocabulary = AutoTokenizer.from_pretrained(tmp_path / "tok").get_vocab()
+    assert {"Ġzyzzyvas", "quokkaweather"} <= set(vocabulary)  # words seen only in the continuation

@@ -3,8 +3,8 @@ the export of the bundled sample's split with prefdata's own tokenizer (`prefdat
 renders as prefdata does) and train two steps, on CPU, offline.
 
 Followed: TRL's dataset formats guide (https://huggingface.co/docs/trl/dataset_formats, conversational "preference"
-and "prompt-completion" with an explicit prompt), read as TRL's docs load a local file: ``load_dataset("json",
-data_files=…)``. Each test checks the count of rows TRL kept against the split's own rows, and that the text TRL
+and "prompt-completion" with an explicit prompt), loaded as one config per phase (``load_dataset(EXPORT, "rm")``, the
+export's README header). Each test checks the count of rows TRL kept against the split's own rows, and that the text TRL
 tokenised is prefdata's rendering of the row.
 """
 
@@ -38,9 +38,11 @@ def setup(tmp_path_factory):
 
 
 def _dataset(setup, name: str):
+    """One split of the export's config for its phase, as README's "Use with…" loads it: ``load_dataset(EXPORT, "rm")``
+    (a cache of the test's own: `datasets` keys a local folder's cache by its name)."""
     from datasets import load_dataset
 
-    return load_dataset("json", data_files=str(setup["export"] / f"{name}.jsonl"), split="train")
+    return load_dataset(str(setup["export"]), name.split("_")[0], cache_dir=str(setup["root"] / "cache"))[name]
 
 
 def _args(config_class, setup, **extra):

@@ -45,10 +45,15 @@ class TokenizerConfig:
 
 
 def _texts(data_dir: str, template: str) -> Iterator[str]:
+    """The rendered prompt (+ chosen text), the rejected text, and every message of a multi-message continuation
+    (prefdata.preference/2: tool calls and tool results too), so no reply's words are missing from the vocabulary."""
     for _, row in iter_rows(data_dir):
         yield render(row["prompt"], row["chosen"], template) if row.get("chosen") else render(row["prompt"], None, template)
         if row.get("rejected"):
             yield row["rejected"]
+        for side in ("chosen_turns", "rejected_turns"):
+            for message in row.get(side) or ():
+                yield from (message[key] for key in ("content", "tool_calls") if message.get(key))
 
 
 def train_tokenizer(cfg: TokenizerConfig) -> dict[str, Any]:
