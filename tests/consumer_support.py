@@ -37,9 +37,11 @@ def split_rows(split_dir: Path, name: str) -> list[dict[str, Any]]:
     return [row for split, row in iter_rows(split_dir) if split == name]
 
 
-def export(split_dir: Path, out: Path, format: str, **options: Any) -> Path:
-    export_dataset(split_dir, out, format=format, quiet=True, **options)
-    return out
+def sample_export(root: Path, format: str) -> tuple[Path, Path]:
+    """(split directory, its export in ``format``): `sample_split`, then ``prefdata export SPLIT --format FORMAT``."""
+    split = sample_split(root)
+    export_dataset(split, root / "export", format=format, quiet=True)
+    return split, root / "export"
 
 
 def prefdata_tokenizer(split_dir: Path, out: Path, template: str = "dschat") -> Any:

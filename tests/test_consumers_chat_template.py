@@ -20,7 +20,7 @@ from hypothesis import strategies as st  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 import trainer_helpers as helpers  # noqa: E402
 
-from prefdata.cli import main  # noqa: E402
+from prefdata.cli import cli  # noqa: E402
 from prefdata.contract.errors import PrefdataError  # noqa: E402
 from prefdata.contract.render import render  # noqa: E402
 from trainers.components.chat_template import CHAT_TEMPLATES, chat_template_for, with_training_template  # noqa: E402
@@ -95,16 +95,12 @@ def test_no_template_for_tokenizer_and_the_given_tokenizer_is_left_as_it_was(tok
     assert tokenizer.chat_template is None  # the copy carries the template; the token cache's key is unchanged
 
 
-@pytest.fixture(autouse=True)
-def _world_of_one(monkeypatch):
-    helpers.single_process_env(monkeypatch)
-
-
 def _run(args: list[str]) -> None:
-    try:
-        main(args)
-    except SystemExit as e:
-        assert e.code in (None, 0)
+    """``prefdata ARGS`` in this process, through click's test runner: a failure shows its output and exception."""
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    assert result.exit_code == 0, (result.output, result.exception)
 
 
 @pytest.mark.parametrize("template", ["dschat", "chatml"])
@@ -122,10 +118,12 @@ def test_train_tokenizer_saves_the_chat_template_of_its_template(tmp_path, templ
     assert loaded.apply_chat_template(chat, tokenize=False) == render(row["prompt"], row["chosen"], template)
 
 
-def test_a_checkpoint_carries_the_template_the_run_trained_with(tmp_path):
+def test_a_checkpoint_carries_the_template_the_run_trained_with(tmp_path, monkeypatch):
     """The tokenizer was trained for dschat; SFT trains with chatml, so its checkpoint must prompt in chatml (every
     recipe saves through `checkpoints.save_hf` with its ``--template``)."""
     from transformers import AutoTokenizer
+
+    helpers.single_process_env(monkeypatch)
 
     data = helpers.write_split_dir(tmp_path / "split", {"sft_train": 8, "sft_eval": 4})
     _run(["train", "tokenizer", "--data", str(data), "--out", str(tmp_path / "tok"), "--vocab-size", "300",

@@ -26,8 +26,7 @@ FILES = {"sft": "actor_{}_data.json", "rm": "reward_{}_data.json", "ppo": "rlhf_
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("chatllama")
-    split = support.sample_split(root)
-    return split, support.export(split, root / "export", "chatllama")
+    return support.sample_export(root, "chatllama")
 
 
 def _user_input(prompt: list[dict]) -> str:

@@ -30,8 +30,7 @@ STEPS = {1: ("sft", "10,0,0"), 2: ("rm", "0,10,0"), 3: ("ppo", "0,0,10")}
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("dschat")
-    split = support.sample_split(root)
-    return split, support.export(split, root / "export", "dschat"), root
+    return (*support.sample_export(root, "dschat"), root)
 
 
 def _expected(split_dir: Path, split: str, phase: str) -> Counter:

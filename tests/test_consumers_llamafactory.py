@@ -27,8 +27,7 @@ STAGES = {"sft": "sft", "rm": "dpo", "ppo": "ppo"}  # the LLaMA-Factory --stage 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("llamafactory")
-    split = support.sample_split(root)
-    return split, support.export(split, root / "export", "sharegpt")
+    return support.sample_export(root, "sharegpt")
 
 
 def _messages(prompt: list[dict]) -> tuple[str, list[dict]]:

@@ -26,46 +26,43 @@ from prefdata.contract.render import render  # noqa: E402
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("openrlhf")
-    split = support.sample_split(root)
-    return split, support.export(split, root / "export", "trl"), root
+    return (*support.sample_export(root, "trl"), root)
 
 
-def _load(path: Path):
+@pytest.fixture(scope="module")
+def tokenizers(exported) -> dict:
+    """`prefdata train tokenizer --template T` for each template, as a user's model directory would hold it."""
+    split_dir, _, root = exported
+    return {t: support.prefdata_tokenizer(split_dir, root / f"tok-{t}", t) for t in ("dschat", "chatml")}
+
+
+def _read(exported, split: str, phase: str) -> list[tuple[dict, dict]]:
+    """(record as OpenRLHF loads it from the export, the split's row it came from), for every row serving the phase:
+    ``--data.dataset EXPORT/SPLIT.jsonl`` is ``load_dataset("json", data_files=…)``."""
     from datasets import load_dataset
 
-    return load_dataset("json", data_files=str(path))["train"]  # what --data.dataset PATH.jsonl does
-
-
-def _rows(split_dir: Path, split: str, phase: str) -> list[dict]:
-    return [row for row in support.split_rows(split_dir, split) if serves(row, phase)]
+    split_dir, export_dir, _ = exported
+    records = load_dataset("json", data_files=str(export_dir / f"{split}.jsonl"))["train"]
+    rows = [row for row in support.split_rows(split_dir, split) if serves(row, phase)]
+    assert len(records) == len(rows) > 0
+    return list(zip(records, rows))
 
 
 @pytest.mark.parametrize("template", ["dschat", "chatml"])
-def test_reward_and_dpo_read_prefdatas_rendering(exported, template):
-    split_dir, export_dir, root = exported
-    tokenizer = support.prefdata_tokenizer(split_dir, root / f"tok-{template}", template)
-    eos = tokenizer.eos_token
-    records, rows = _load(export_dir / "rm_train.jsonl"), _rows(split_dir, "rm_train", "rm")
-    assert len(records) == len(rows) > 0
-    for record, row in zip(records, rows):
-        chosen, rejected = support.openrlhf_reward_texts(record, tokenizer.apply_chat_template, eos)
+def test_reward_and_dpo_read_prefdatas_rendering(exported, tokenizers, template):
+    apply, eos = tokenizers[template].apply_chat_template, tokenizers[template].eos_token
+    for record, row in _read(exported, "rm_train", "rm"):
+        chosen, rejected = support.openrlhf_reward_texts(record, apply, eos)
         assert chosen == render(row["prompt"], row["chosen"], template).rstrip("\n") + " " + eos
         assert rejected == render(row["prompt"], row["rejected"], template).rstrip("\n") + " " + eos
 
 
 @pytest.mark.parametrize("template", ["dschat", "chatml"])
-def test_sft_and_ppo_read_prefdatas_rendering(exported, template):
-    split_dir, export_dir, root = exported
-    tokenizer = support.prefdata_tokenizer(split_dir, root / f"tok-{template}-sft", template)
-    eos = tokenizer.eos_token
-    records, rows = _load(export_dir / "sft_train.jsonl"), _rows(split_dir, "sft_train", "sft")
-    assert len(records) == len(rows) > 0
-    for record, row in zip(records, rows):
-        prompt, sequence = support.openrlhf_sft_texts(record, tokenizer.apply_chat_template, eos)
+def test_sft_and_ppo_read_prefdatas_rendering(exported, tokenizers, template):
+    apply, eos = tokenizers[template].apply_chat_template, tokenizers[template].eos_token
+    for record, row in _read(exported, "sft_train", "sft"):
+        prompt, sequence = support.openrlhf_sft_texts(record, apply, eos)
         assert prompt == render(row["prompt"], None, template)  # the loss starts where the reply starts
         assert sequence == render(row["prompt"], row["chosen"], template).rstrip("\n") + " " + eos
-    records, rows = _load(export_dir / "ppo_train.jsonl"), _rows(split_dir, "ppo_train", "ppo")
-    assert len(records) == len(rows) > 0
-    for record, row in zip(records, rows):
-        assert support.openrlhf_prompt_text(record, tokenizer.apply_chat_template) == render(row["prompt"], None,
-                                                                                               template)
+    for record, row in _read(exported, "ppo_train", "ppo"):
+        assert support.openrlhf_prompt_text(record, apply) == render(row["prompt"], None, template)

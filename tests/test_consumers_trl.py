@@ -29,12 +29,11 @@ def setup(tmp_path_factory):
     from trainers.components.models import load_causal_lm
 
     root = tmp_path_factory.mktemp("trl")
-    split = support.sample_split(root)
-    support.export(split, root / "export", "trl")
+    split, export = support.sample_export(root, "trl")
     tokenizer = support.prefdata_tokenizer(split, root / "tok", template="dschat")
     load_causal_lm("tiny-gpt2", tokenizer).save_pretrained(root / "model")
     tokenizer.save_pretrained(root / "model")
-    return {"root": root, "split": split, "export": root / "export", "tokenizer": tokenizer, "model": str(root / "model")}
+    return {"root": root, "split": split, "export": export, "tokenizer": tokenizer, "model": str(root / "model")}
 
 
 def _dataset(setup, name: str):
