@@ -226,8 +226,9 @@ def llamafactory_sharegpt(example: Mapping[str, Any], attr: Mapping[str, Any]) -
 
 
 def llamafactory_keeps(converted: Mapping[str, Any], stage: str) -> bool:
-    """Whether a stage's processor keeps the converted example: sft one reply, rm/dpo two (chosen, rejected), ppo
-    any; each after a prompt of odd length (ending with the user)."""
+    """Whether a stage's processor keeps the converted example: sft one reply, rm/dpo two (chosen, rejected), kto two
+    (the reply and an empty one), ppo any; each after a prompt of odd length (ending with the user)."""
     prompt_ok = len(converted["_prompt"]) % 2 == 1
-    needed = {"sft": lambda n: n == 1, "rm": lambda n: n >= 2, "dpo": lambda n: n >= 2, "ppo": lambda n: True}[stage]
+    needed = {"sft": lambda n: n == 1, "rm": lambda n: n >= 2, "dpo": lambda n: n >= 2, "kto": lambda n: n >= 2,
+              "ppo": lambda n: True}[stage]
     return prompt_ok and needed(len(converted["_response"]))

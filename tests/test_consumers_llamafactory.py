@@ -70,3 +70,42 @@ def test_ppo_keeps_every_prompt(exported):
     rows = [row for row in support.split_rows(split_dir, "ppo_train") if serves(row, "ppo")]
     converted = _read(export_dir, "ppo_train")
     assert sum(support.llamafactory_keeps(item, "ppo") for item in converted) == len(rows)
+
+
+def test_kto_labels_and_tool_calls_read_as_llamafactory_reads_them(tmp_path):
+    """/2 rows: unpaired labels go to the `kto_tag` dataset (LLaMA-Factory puts the empty answer on the other side of
+    the label), a tool call and its result become function_call / observation turns. Checked once against the 0.9.5
+    wheel's own converter too (same output)."""
+    from prefdata.contract.row import make_row
+    from prefdata.jobs.export import export_dataset
+    from prefdata.storage.dataset import DatasetWriter
+
+    call = '[{"function":{"arguments":"{\\"city\\":\\"Oslo\\"}","name":"weather"},"id":"c1","type":"function"}]'
+    turns = [{"role": "assistant", "content": "", "tool_calls": call},
+             {"role": "tool", "content": "rain", "tool_call_id": "c1", "name": "weather"},
+             {"role": "assistant", "content": "It rains in Oslo."}]
+    rows = {"rm_train": [make_row([{"role": "user", "content": "Good answer?"}], "Yes, here.", source="t", label=True),
+                         make_row([{"role": "user", "content": "Bad answer?"}], rejected="Go away.", source="t",
+                                  label=False)],
+            "sft_train": [make_row([{"role": "user", "content": "Weather in Oslo?"}], turns, source="t")]}
+    with DatasetWriter(tmp_path / "in", command="test") as writer:
+        for split, split_rows in rows.items():
+            for row in split_rows:
+                writer.count_in()
+                writer.write(row, split)
+    export_dataset(tmp_path / "in", tmp_path / "export", format="sharegpt", quiet=True)
+
+    empty = {"role": "assistant", "content": ""}
+    kto = _read(tmp_path / "export", "rm_train_unpaired")
+    assert kto == [
+        {"_prompt": [{"role": "user", "content": "Good answer?"}], "_system": "",
+         "_response": [{"role": "assistant", "content": "Yes, here."}, empty]},
+        {"_prompt": [{"role": "user", "content": "Bad answer?"}], "_system": "",
+         "_response": [empty, {"role": "assistant", "content": "Go away."}]}]
+    assert all(support.llamafactory_keeps(item, "kto") for item in kto)
+    sft = _read(tmp_path / "export", "sft_train")
+    assert sft == [{"_prompt": [{"role": "user", "content": "Weather in Oslo?"},
+                                {"role": "function", "content": '{"name": "weather", "arguments": {"city": "Oslo"}}'},
+                                {"role": "observation", "content": "rain"}],
+                    "_response": [{"role": "assistant", "content": "It rains in Oslo."}], "_system": ""}]
+    assert support.llamafactory_keeps(sft[0], "sft")
