@@ -18,7 +18,7 @@ from prefdata.contract.phases import (
     serves,
 )
 from prefdata.contract.row import row_kind
-from prefdata.jobs import export, split
+from prefdata.jobs import export_formats, split
 from prefdata.jobs.stats import dataset_stats
 
 ROWS = {"pair": pair(1), "demonstration": demo(1), "scored": scored("Rate me", "Fine.", 3.0), "prompt_only": prompt_only(1),
@@ -65,12 +65,15 @@ def test_split_serves_matrix_is_the_contracts():
 
 
 def test_export_converts_only_what_a_phase_uses_of_a_row():
+    """Each format's main file of a phase gets exactly the rows the phase reads; an unpaired row in rm goes to the
+    side file of the formats that express it (TRL unpaired, LLaMA-Factory kto_tag), never to the main one."""
     for kind, row in ROWS.items():
         for phase in PHASES:
             usable = phase in HAND_READS[kind]
-            assert (export.to_trl(row, phase) is not None) == usable
-            assert (export.to_dschat(row, phase) is not None) == usable
-            assert bool(export.to_chatllama(row, phase)) == usable
+            for format in ("trl", "dschat", "chatllama", "sharegpt"):
+                conversion = export_formats.CONVERTERS[format](row, phase)
+                assert bool(conversion.items and not conversion.part) == usable, (kind, phase, format)
+                assert not conversion.part or (kind, phase) == ("unpaired", "rm")
 
 
 def test_stats_counts_rows_serving_each_phase(tmp_path):

@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from split_helpers import pair, write_dataset
 
+from prefdata.contract.render import render
+from prefdata.contract.row import make_row
+from prefdata.jobs.export import export_dataset, export_summary
 from prefdata.jobs.export_formats import CONVERTERS, LEFT_OUT, UNPAIRED, Conversion
 
 PROMPT = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -83,3 +87,67 @@ def test_a_continuation_of_several_messages_is_kept_or_left_out_never_cut():
     assert trl["chosen"] == TWO_MESSAGES
     # two gpt turns in a row break LLaMA-Factory's alternation: left out
     assert CONVERTERS["sharegpt"](row, "sft") == Conversion([], left_out="turns")
+
+
+def test_flat_text_formats_render_a_continuation_of_several_messages_whole():
+    row = v2_row(chosen_turns=TWO_MESSAGES, rejected="Rainy.")
+    [item] = CONVERTERS["dschat"](row, "rm").items
+    assert f"{item['prompt']} {item['chosen']}" == render(PROMPT, TWO_MESSAGES, template="dschat")
+    assert item["chosen"] == "Let me think.\n\nAssistant: Sunny."
+    entries = CONVERTERS["chatllama"](row, "rm").items
+    assert entries[0]["completion"] == "Assistant: Let me think.\n\nAssistant: Sunny."
+
+
+@pytest.fixture
+def v2_source(tmp_path):
+    """A /2 directory: pairs, unpaired rows (one each way) and a pair whose chosen reply calls a tool, in rm_train."""
+    rows = [pair(1), pair(2),
+            make_row(PROMPT, rejected="Look it up yourself.", label=False, source="custom/kto"),
+            make_row(PROMPT, "It is 18 C and sunny.", label=True, source="custom/kto"),
+            make_row(PROMPT, TOOL_TURNS, "I cannot know that.", source="custom/tools")]
+    return write_dataset(tmp_path / "in", {"rm_train": rows, "rm_eval": [pair(3)]}), rows
+
+
+def test_trl_export_has_an_rm_unpaired_config_that_loads(v2_source, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    source, rows = v2_source
+    report = export_dataset(source, tmp_path / "trl", format="trl", quiet=True)
+    info = report["splits"]["rm_train"]
+    assert (info["rows_out"], info["left_out"], info["file"], info["unpaired_file"]) == (
+        5, {}, "rm_train.jsonl", "rm_train_unpaired.jsonl")
+    assert report["configs"]["rm_unpaired"] == {"rm_train": "rm_train_unpaired.jsonl"}
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(tmp_path / "trl"), "rm_unpaired", cache_dir=str(tmp_path / "cache"))
+    assert loaded["rm_train"]["label"] == [False, True]
+    assert [c[0]["content"] for c in loaded["rm_train"]["completion"]] == ["Look it up yourself.",
+                                                                          "It is 18 C and sunny."]
+
+
+def test_dschat_counts_what_it_leaves_out_in_the_summary_and_manifest(v2_source, tmp_path):
+    source, _ = v2_source
+    report = export_dataset(source, tmp_path / "ds", format="dschat", quiet=True)
+    assert report["splits"]["rm_train"]["left_out"] == {"tool_calls": 1, "unpaired": 2}
+    assert report["splits"]["rm_train"]["rows_out"] == 2
+    assert export_summary(report, "OUT") == (
+        "exported 3 rows (rm_eval 1, rm_train 2) as dschat to OUT; left out: "
+        f"1 tool_calls ({LEFT_OUT['tool_calls']}), 2 unpaired ({LEFT_OUT['unpaired']})")
+    on_disk = json.loads((tmp_path / "ds" / "prefdata-export.json").read_text(encoding="utf-8"))
+    assert on_disk["splits"]["rm_train"]["left_out"] == {"tool_calls": 1, "unpaired": 2}
+    assert "tool_calls" in (tmp_path / "ds" / "README.md").read_text(encoding="utf-8")
+
+
+def test_sharegpt_writes_the_kto_file_and_its_dataset_info_entry(v2_source, tmp_path):
+    source, _ = v2_source
+    export_dataset(source, tmp_path / "sg", format="sharegpt", quiet=True)
+    info = json.loads((tmp_path / "sg" / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info["rm_train_unpaired"]["columns"]["kto_tag"] == "kto_tag" and "ranking" not in info["rm_train_unpaired"]
+    kto = json.loads((tmp_path / "sg" / "rm_train_unpaired.json").read_text(encoding="utf-8"))
+    assert [item["kto_tag"] for item in kto] == [False, True]
+
+
+def test_trl_parquet_leaves_out_tool_calls_its_fixed_message_type_cannot_hold(v2_source, tmp_path):
+    source, _ = v2_source
+    report = export_dataset(source, tmp_path / "pq", format="trl", container="parquet", quiet=True)
+    assert report["splits"]["rm_train"]["left_out"] == {"tool_calls": 1}
+    assert export_dataset(source, tmp_path / "j", format="trl", quiet=True)["splits"]["rm_train"]["left_out"] == {}

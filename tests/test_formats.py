@@ -132,11 +132,12 @@ def test_trl_conversational_explicit_prompt():
     assert row["prompt"] == [user("What colour is the sky?")] and (row["chosen"], row["rejected"]) == ("Blue.", "Green.")
 
 
-def test_trl_conversational_reply_must_be_one_assistant_message():
+def test_trl_conversational_reply_is_a_continuation_of_assistant_and_tool_messages():
+    """/2: a reply may be several messages (tool calls, results, the answer), but never a user turn."""
     record = {"prompt": [user("q")], "chosen": [user("not me")], "rejected": [assistant("b")]}
     with pytest.raises(RowError) as e:
         parse("trl-conversational", record)
-    assert (e.value.reason, e.value.field) == ("schema_violation", "chosen")
+    assert (e.value.reason, e.value.field) == ("bad_continuation", "chosen[0].role")
 
 
 def test_trl_conversational_implicit_prompt():
@@ -300,8 +301,10 @@ def test_detection_picks_the_most_specific_format(record, expected, row_fields):
 
 
 def test_unpaired_kto_rows_are_not_mistaken_for_demonstrations():
-    with pytest.raises(PrefdataError, match="values fit none"):
-        detect({"prompt": "q", "completion": "a", "label": False})
+    """/2: `{prompt, completion, label}` is TRL's unpaired format; the undesirable reply sits in `rejected`."""
+    assert detect({"prompt": "q", "completion": "a", "label": False}) == "trl-unpaired"
+    row = parse("trl-prompt-completion", {"prompt": "q", "completion": "a", "label": False})  # named by hand too
+    assert (row["chosen"], row["rejected"], row["label"]) == (None, "a", False)
 
 
 def test_detection_of_unsup_text():

@@ -42,6 +42,21 @@ GOOD = {
         "chosen": "\n\nHuman: Is basil a herb?\n\nAssistant: Yes, a leafy one.",
         "rejected": "\n\nHuman: Is basil a herb?\n\nAssistant: No.",
     },
+    "prompt_completion": {"prompt": "Describe a quiet harbour.", "completion": "Boats rest; gulls argue.", "label": False},
+    "messages": {"messages": [{"role": "user", "content": "Weather in Oslo?"},
+                              {"role": "assistant", "content": None, "tool_calls": [
+                                  {"id": "c1", "type": "function",
+                                   "function": {"name": "weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+                              {"role": "tool", "tool_call_id": "c1", "content": "4 °C, rain"},
+                              {"role": "assistant", "content": "4 °C and rainy."}],
+                 "label": True},
+    "sharegpt": {"conversations": [{"from": "human", "value": "Convert 3 km to miles."},
+                                   {"from": "function_call", "value": "{\"name\": \"convert\", \"arguments\": {}}"},
+                                   {"from": "observation", "value": "1.86"}, {"from": "gpt", "value": "About 1.86 miles."}],
+                 "system": "Use the tools.", "tools": "[]"},
+    "alpaca": {"instruction": "Name a blue flower.", "input": "", "output": "Cornflower.", "system": "Be brief.",
+               "history": [["Hi", "Hello!"]], "kto_tag": True},
+    "orca": {"system": "", "question": "Is ice lighter than water?", "chosen": "Yes, it floats.", "rejected": "No."},
 }
 
 # (schema, record, pointer, words in the message): each rule of each schema can fail.
@@ -62,7 +77,7 @@ BAD = [
     ("preference_conversational", {**GOOD["preference_conversational"],
                                    "prompt": [{"role": "user", "content": 5}]}, "/prompt/0/content", "expected a string"),
     ("preference_conversational", {**GOOD["preference_conversational"],
-                                   "chosen": [{"role": "user", "content": "x"}]}, "/chosen/0/role", 'must be "assistant"'),
+                                   "chosen": [{"role": "user", "content": "x"}]}, "/chosen/0/role", '"user" is not one'),
     ("preference_conversational", {**GOOD["preference_conversational"], "rejected": []}, "/rejected",
      "is an empty array"),
     ("preference_conversational", {**GOOD["preference_conversational"], "prompt": []}, "/prompt", "is an empty array"),
@@ -71,6 +86,11 @@ BAD = [
     ("preference_implicit", {"chosen": "  ", "rejected": "\n\nHuman: hi\n\nAssistant: yo"}, "/chosen", ""),
     ("preference_implicit", {"chosen": "\n\nHuman: hi\n\nAssistant: yo", "rejected": 7}, "/rejected", ""),
     ("preference_implicit", {"chosen": "\n\nHuman: hi\n\nAssistant: yo"}, "/rejected", "required key is missing"),
+    ("prompt_completion", {**GOOD["prompt_completion"], "label": "no"}, "/label", "expected a boolean"),
+    ("messages", {"messages": [{"role": "narrator", "content": "x"}]}, "/messages/0", "is not valid under any"),
+    ("sharegpt", {"conversations": [{"from": "human", "value": "q"}], "kto_tag": 1}, "/kto_tag", "is a number"),
+    ("alpaca", {"instruction": "q", "output": 5}, "/output", "expected a string"),
+    ("orca", {"question": "q", "chosen": "a"}, "/rejected", "required key is missing"),
 ]
 
 
@@ -192,7 +212,8 @@ def test_cli_output_format_and_exit_codes(tmp_path, capsys):
         f"{bad}:3: bad_json: invalid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
         f"{bad}:4: /completion: 3 is a number, expected a string",
     ]
-    assert err.strip() == "prefdata: error: 3 violations in 3 records (1 file); 4 records in 1 file checked"
+    assert err.strip().splitlines() == [f"{bad}: import makes 1 row of it: 1 scored",  # what the good record becomes
+                                        "prefdata: error: 3 violations in 3 records (1 file); 4 records in 1 file checked"]
 
 
 def test_max_errors_limits_what_is_printed_not_what_is_counted(tmp_path, capsys):
@@ -259,7 +280,8 @@ def test_auto_refuses_ambiguous_or_unknown_keys(tmp_path, capsys):
     assert code == 2 and "ambiguous" in err and "actor" in err and "preference" in err
     unknown = write_jsonl(tmp_path / "unknown.jsonl", [{"question": "x", "answer": "y"}])
     code, _, err = run_cli(capsys, unknown)
-    assert code == 2 and "no known schema matches the keys answer, question" in err and "--schema" in err
+    # One detector for import and validate (issue #11 item 8): the same words as `import`, naming validate's option.
+    assert code == 2 and "no known preference format fits the keys answer, question; give --schema NAME" in err
     code, _, err = run_cli(capsys, "--schema", "nonsense", unknown)
     assert code == 2 and "unknown schema 'nonsense'" in err
 
@@ -374,7 +396,7 @@ def read_shard(directory, split):
 def test_a_written_dataset_is_valid(dataset, capsys):
     code, out, err = run_cli(capsys, str(dataset))
     assert code == 0, out + err
-    assert out.strip() == "OK: 300 rows in 1 dataset directory valid"  # the fixture writes 300 rows (250 + 50)
+    assert out.strip() == "OK: 300 rows in 1 dataset directory valid; checked against prefdata.preference/2"  # the fixture writes 300 rows (250 + 50)
     code, out, err = run_cli(capsys, str(dataset / MANIFEST))  # the manifest alone, by its name
     assert code == 0 and "schema manifest" in out, out + err
 

@@ -16,11 +16,12 @@ from prefdata.jobs import export
                 help="File type for --format trl (arrow = a `datasets` save_to_disk folder).")
 @from_signature(export.export_dataset, "splits", type=Names(), help="Comma-separated splits to export (default: all).")
 @from_signature(export.export_dataset, "push_to_hub", metavar="REPO",
-                help="Also upload to the Hugging Face Hub (token from HF_TOKEN).")
+                help="Also upload to the Hugging Face Hub, each phase as its own config (token from HF_TOKEN; "
+                     "checked before anything is written).")
 @from_signature(export.export_dataset, "private", help="With --push-to-hub: create the repository private.")
 @overwrite_option
 @quiet_option
 def export_command(directory, out, **kwargs) -> None:
-    """Export a dataset directory for TRL, DeepSpeed-Chat, ChatLLaMA, or as plain JSONL / Parquet."""
+    """Export a dataset directory for TRL, DeepSpeed-Chat, ChatLLaMA, LLaMA-Factory (ShareGPT), or as JSONL / Parquet."""
     report = export.export_dataset(directory, out, **kwargs)
     click.echo(export.export_summary(report, out))

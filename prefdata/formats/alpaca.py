@@ -2,6 +2,7 @@
 
 ``instruction`` (+ optional ``input``, joined after a blank line) -> ``output`` (a demonstration), or -> ``chosen``/
 ``rejected`` (a pair); an optional ``system`` and a ``history`` of earlier ``[instruction, response]`` turns come first.
+LLaMA-Factory's KTO rows add ``kto_tag`` to an ``output`` row: an unpaired row, never a demonstration.
 """
 
 from __future__ import annotations
@@ -10,7 +11,18 @@ from typing import Any
 
 from prefdata.contract.errors import RowError
 from prefdata.contract.row import Message, make_row
-from prefdata.formats.common import Format, Record, as_text, leftover_meta, optional_text, reply, require, text
+from prefdata.formats.common import (
+    LABEL_KEYS,
+    Format,
+    Record,
+    as_text,
+    leftover_meta,
+    optional_text,
+    reply,
+    reply_row,
+    require,
+    text,
+)
 
 ALPACA_JOIN = "\n\n"
 
@@ -38,8 +50,7 @@ _ALPACA_KEYS = {"instruction", "input", "system", "history"}
 
 
 def parse_alpaca(record: Record, source: str) -> dict[str, Any]:
-    return make_row(_alpaca_prompt(record), text(record, "output"), source=source,
-                    meta=leftover_meta(record, _ALPACA_KEYS | {"output"}))
+    return reply_row(_alpaca_prompt(record), text(record, "output"), record, source, _ALPACA_KEYS | {"output"})
 
 
 def parse_alpaca_preference(record: Record, source: str) -> dict[str, Any]:
@@ -50,7 +61,9 @@ def parse_alpaca_preference(record: Record, source: str) -> dict[str, Any]:
 
 FORMATS = [
     Format("alpaca", "preference", frozenset({"instruction", "output"}), parse_alpaca,
-           "Alpaca: instruction, optional input, output (a demonstration; input joined after a blank line)"),
+           "Alpaca: instruction, optional input, output (a demonstration; input joined after a blank line; with "
+           "kto_tag an unpaired KTO row)", bool_fields=frozenset(LABEL_KEYS), schema="alpaca"),
     Format("alpaca-preference", "preference", frozenset({"instruction", "chosen", "rejected"}),
-           parse_alpaca_preference, "Alpaca preference: instruction, optional input, chosen, rejected"),
+           parse_alpaca_preference, "Alpaca preference: instruction, optional input, chosen, rejected",
+           schema="alpaca"),
 ]

@@ -31,9 +31,10 @@ def parse_rlhf(record: Record, source: str) -> dict[str, Any]:
 
 FORMATS = [
     Format("chatllama-actor", "preference", frozenset({"user_input", "completion"}), parse_actor,
-           "ChatLLaMA actor data: user_input, completion (a demonstration)"),
+           "ChatLLaMA actor data: user_input, completion (a demonstration)", schema="actor"),
     Format("chatllama-reward", "preference", frozenset({"user_input", "completion", "score"}), parse_reward,
-           "ChatLLaMA reward data: user_input, completion, score (a scored reply)", number_fields=frozenset({"score"})),
+           "ChatLLaMA reward data: user_input, completion, score (a scored reply)", number_fields=frozenset({"score"}),
+           schema="reward"),
     Format("chatllama-rlhf", "preference", frozenset({"user_input"}), parse_rlhf,
-           "ChatLLaMA rlhf data: user_input (a prompt for PPO)"),
+           "ChatLLaMA rlhf data: user_input (a prompt for PPO)", schema="rlhf"),
 ]

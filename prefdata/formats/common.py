@@ -14,6 +14,7 @@ from typing import Any
 
 from prefdata.contract.errors import RowError
 from prefdata.contract.nesting import MAX_DEPTH, TOO_DEEP, too_deep
+from prefdata.contract.row import canonical_json, make_row
 from prefdata.contract.rules import Message, check_score, number_from_text, type_name
 
 Record = Mapping[str, Any]
@@ -22,6 +23,13 @@ ParseFn = Callable[[Record, str], dict[str, Any]]
 USER_ROLES = frozenset({"user", "human"})
 ASSISTANT_ROLES = frozenset({"assistant", "gpt", "model", "chatgpt", "bot"})
 SYSTEM_ROLES = frozenset({"system"})
+# A tool's result: OpenAI's ``tool`` (and its older ``function``), LLaMA-Factory ShareGPT's ``observation``.
+TOOL_ROLES = frozenset({"tool", "function", "observation"})
+# LLaMA-Factory ShareGPT's assistant turn that only calls a tool: its value is the call as JSON text.
+CALL_ROLES = frozenset({"function_call"})
+# The key of an unpaired (KTO) row's verdict on its reply: TRL and LLaMA-Factory's demo use ``label``, LLaMA-Factory's
+# dataset_info default is ``kto_tag``.
+LABEL_KEYS = ("label", "kto_tag")
 
 
 @dataclass(frozen=True)
@@ -39,12 +47,32 @@ class Format:
     description: str
     accepts: Callable[[Record], bool] = field(default=lambda record: True)
     number_fields: frozenset[str] = frozenset()  # record keys holding numbers, read from text in CSV
+    bool_fields: frozenset[str] = frozenset()  # record keys holding true/false, read from text in CSV
+    schema: str | None = None  # the JSON Schema in `schemas/` that describes its records (`prefdata validate`)
+
+    def cells_from_text(self, record: Record) -> Record:
+        """``record`` as read from CSV, where every cell is text: number and true/false cells become values."""
+        converted = {key: number_from_text(record[key]) for key in self.number_fields & record.keys()}
+        converted.update((key, bool_from_text(record[key])) for key in self.bool_fields & record.keys())
+        return {**record, **converted} if converted else record
 
     def for_container(self, container: str) -> Format:
-        """This format for records read from ``container``: in CSV, number fields spelled as text are numbers."""
-        if container != "csv" or not self.number_fields:
+        """This format for records read from ``container``: in CSV, number and boolean cells spelled as text are
+        values."""
+        if container != "csv" or not (self.number_fields or self.bool_fields):
             return self
-        return replace(self, parse=partial(numbers_from_text, self.parse, self.number_fields))
+        return replace(self, parse=partial(_parse_cells_from_text, self))
+
+
+def _parse_cells_from_text(fmt: Format, record: Record, source: str) -> dict[str, Any]:
+    return fmt.parse(fmt.cells_from_text(record), source)
+
+
+def bool_from_text(value: Any) -> Any:
+    """``true``/``false`` (any case) as a CSV cell spells a boolean; anything else is returned unchanged."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
 
 
 def maybe_json(value: Any, field_name: str | None = None) -> Any:
@@ -114,11 +142,39 @@ def role_of(name: Any, field_name: str) -> str:
         return "assistant"
     if lowered in SYSTEM_ROLES:
         return "system"
-    raise RowError("bad_role", f"role {name!r} is not user/human, assistant/gpt or system", field_name)
+    if lowered in TOOL_ROLES:
+        return "tool"
+    raise RowError("bad_role", f"role {name!r} is not user/human, assistant/gpt, system, tool/observation or "
+                               "function_call", field_name)
+
+
+def tool_calls(value: Any, field_name: str) -> str | None:
+    """OpenAI's ``tool_calls`` (a list of call objects, or that list as JSON text) as the row keeps it: canonical
+    JSON text, every call as given; an empty list is no call."""
+    value = maybe_json(value, field_name)
+    if not (isinstance(value, list) and all(isinstance(call, Mapping) for call in value)):
+        raise RowError("bad_tool_call", f"is a {type_name(value)}, not a list of tool call objects", field_name)
+    return canonical_json(value) if value else None
+
+
+def function_calls(value: Any, field_name: str) -> str:
+    """LLaMA-Factory's ``function_call`` value (``{"name", "arguments"}`` as JSON text, or a list of them) and OpenAI's
+    legacy ``function_call`` object, as OpenAI ``tool_calls``: ``[{"type": "function", "function": call}]``."""
+    decoded = maybe_json(value, field_name)
+    calls = [decoded] if isinstance(decoded, Mapping) else decoded
+    if not (isinstance(calls, list) and calls and all(isinstance(c, Mapping) and "name" in c for c in calls)):
+        raise RowError("bad_tool_call", "is not a function call {name, arguments} (or a list of them) as JSON",
+                       field_name)
+    return canonical_json([{"type": "function", "function": call} for call in calls])
 
 
 def message(value: Any, field_name: str) -> Message:
-    """One chat message, OpenAI style (``role``/``content``) or ShareGPT style (``from``/``value``)."""
+    """One chat message, OpenAI style (``role``/``content``, with ``tool_calls`` or ``tool_call_id``/``name``) or
+    ShareGPT style (``from``/``value``, with LLaMA-Factory's ``function_call`` and ``observation`` turns).
+
+    Tool fields are kept only where they mean something (calls on assistant messages, the call's id and name on tool
+    results), so the dict has exactly the keys the row contract stores.
+    """
     if not isinstance(value, Mapping):
         raise RowError("schema_violation", f"is a {type_name(value)}, not a message object", field_name)
     if "role" in value or "content" in value:
@@ -129,11 +185,27 @@ def message(value: Any, field_name: str) -> Message:
         raise RowError("schema_violation", "a message needs role/content or from/value", field_name)
     if role_key not in value:
         raise RowError("missing_field", "required key is missing", f"{field_name}.{role_key}")
-    content = value.get(content_key)
-    if content is None:
+    name, content = value[role_key], value.get(content_key)
+    if isinstance(name, str) and name.lower() in CALL_ROLES:
+        return {"role": "assistant", "content": "",
+                "tool_calls": function_calls(content, f"{field_name}.{content_key}")}
+    role = role_of(name, f"{field_name}.{role_key}")
+    calls = value.get("tool_calls"), value.get("function_call")
+    if content is None and not (role == "assistant" and any(c is not None for c in calls)):
         raise RowError("missing_field", "required key is missing", f"{field_name}.{content_key}")
-    return {"role": role_of(value[role_key], f"{field_name}.{role_key}"),
-            "content": as_text(content, f"{field_name}.{content_key}")}
+    found: Message = {"role": role, "content": "" if content is None else as_text(content, f"{field_name}.{content_key}")}
+    called = None
+    if role == "assistant" and calls[0] is not None:
+        called = tool_calls(calls[0], f"{field_name}.tool_calls")
+    elif role == "assistant" and calls[1] is not None:
+        called = function_calls(calls[1], f"{field_name}.function_call")
+    if called is not None:
+        found["tool_calls"] = called
+    if role == "tool":
+        for key in ("tool_call_id", "name"):
+            if value.get(key) is not None:
+                found[key] = as_text(value[key], f"{field_name}.{key}")
+    return found
 
 
 def messages(value: Any, field_name: str) -> list[Message]:
@@ -144,20 +216,58 @@ def messages(value: Any, field_name: str) -> list[Message]:
     return [message(item, f"{field_name}[{i}]") for i, item in enumerate(value)]
 
 
-def reply(value: Any, field_name: str) -> str:
-    """A final reply: a string, one assistant message, or a list holding exactly one assistant message."""
+def reply(value: Any, field_name: str) -> str | list[Message]:
+    """A reply: a string, one message, or a list of messages (a continuation: tool calls, their results, the answer).
+
+    `make_row` checks the continuation and stores one plain assistant message as its text, as /1 did.
+    """
     value = maybe_json(value, field_name)
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):
-        found = [message(value, field_name)]
-    elif isinstance(value, list):
-        found = messages(value, field_name)
-    else:
-        raise RowError("schema_violation", f"is a {type_name(value)}, not a string or message", field_name)
-    if len(found) != 1 or found[0]["role"] != "assistant":
-        raise RowError("schema_violation", "must be exactly one assistant message", field_name)
-    return found[0]["content"]
+        return [message(value, field_name)]
+    if isinstance(value, list):
+        return messages(value, field_name)
+    raise RowError("schema_violation", f"is a {type_name(value)}, not a string or message", field_name)
+
+
+def label(record: Record) -> bool | None:
+    """The verdict of an unpaired (KTO) record on its reply, or None when the record carries none."""
+    for key in LABEL_KEYS:
+        value = record.get(key)
+        if value is not None:
+            if not isinstance(value, bool):
+                raise RowError("bad_label", f"is a {type_name(value)}, not true or false", key)
+            return value
+    return None
+
+
+def split_conversation(conversation: list[Message]) -> tuple[list[Message], list[Message] | None]:
+    """``(prompt, continuation)``: the prompt runs to the last user message, the continuation is what follows when it
+    ends with an assistant message (a tool call and its result before the answer belong to the reply)."""
+    last_user = max((i for i, m in enumerate(conversation) if m["role"] == "user"), default=-1)
+    if last_user < 0 or conversation[-1]["role"] != "assistant":
+        return conversation, None
+    return conversation[: last_user + 1], conversation[last_user + 1 :]
+
+
+def reply_row(prompt: list[Message], answer: str | list[Message] | None, record: Record, source: str,
+              used: frozenset[str] | set[str]) -> dict[str, Any]:
+    """A prompt and at most one reply: a demonstration (or a prompt), or an unpaired row when the record labels the
+    reply: ``label=True`` keeps it as ``chosen``, ``label=False`` as ``rejected``, so it never serves SFT."""
+    verdict = label(record)
+    meta = leftover_meta(record, {*used, *LABEL_KEYS})
+    if verdict is None:
+        return make_row(prompt, answer, source=source, meta=meta)
+    chosen, rejected = (answer, None) if verdict else (None, answer)
+    return make_row(prompt, chosen, rejected, label=verdict, source=source, meta=meta)
+
+
+def conversation_row(conversation: list[Message], record: Record, source: str,
+                     used: frozenset[str] | set[str]) -> dict[str, Any]:
+    """A whole conversation: what follows the last user message is its reply (`split_conversation`)."""
+    prompt, answer = split_conversation(conversation)
+    return reply_row(prompt, answer, record, source, used)
 
 
 def user_prompt(text_value: str, system: str | None = None) -> list[Message]:

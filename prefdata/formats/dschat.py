@@ -63,5 +63,5 @@ def parse(record: Record, source: str) -> dict[str, Any]:
 FORMATS = [
     Format("dschat", "preference", frozenset({"prompt", "chosen", "rejected"}), parse,
            "DeepSpeed-Chat: prompt rendered as 'Human: … Assistant:', chosen, rejected strings",
-           accepts=lambda r: not is_listy(r.get("prompt")) and looks_rendered(r.get("prompt"))),
+           accepts=lambda r: not is_listy(r.get("prompt")) and looks_rendered(r.get("prompt")), schema="preference"),
 ]

@@ -2,7 +2,9 @@
 
 Preference: explicit prompt ``{prompt, chosen, rejected}`` or implicit prompt ``{chosen, rejected}`` (the prompt is the
 shared beginning of both). Standard implicit rows are HH-RLHF text and go through `prefdata.formats.hh.split_pair`.
-Also: prompt-only ``{prompt}``, prompt-completion ``{prompt, completion}`` and language modelling ``{messages}``.
+Also: prompt-only ``{prompt}``, prompt-completion ``{prompt, completion}``, unpaired preference ``{prompt, completion,
+label}`` (KTO: one reply and a verdict on it) and language modelling ``{messages}``. Conversational replies may be
+several messages (tool calls, their results, then the answer): they are kept as turns.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from typing import Any
 from prefdata.contract.errors import RowError
 from prefdata.contract.row import Message, make_row
 from prefdata.formats.common import (
+    LABEL_KEYS,
     Format,
     Record,
+    conversation_row,
     is_listy,
     leftover_meta,
     messages,
     reply,
+    reply_row,
     require,
     score,
     text,
@@ -27,6 +32,7 @@ from prefdata.formats.dschat import looks_rendered
 from prefdata.formats.hh import split_pair
 
 _SCORES = frozenset({"chosen_score", "rejected_score"})
+_LABELS = frozenset(LABEL_KEYS)
 
 
 def _prompt(value: Any, field: str = "prompt") -> list[Message]:
@@ -43,7 +49,8 @@ def _scores(record: Record) -> dict[str, float | None]:
 
 
 def parse_explicit(record: Record, source: str) -> dict[str, Any]:
-    """``{prompt, chosen, rejected}``, standard or conversational: the prompt is given, the replies are final turns."""
+    """``{prompt, chosen, rejected}``, standard or conversational: the prompt is given, then each reply (a string, or
+    messages: one answer, or tool calls, their results and the answer)."""
     used = {"prompt", "chosen", "rejected"} | _SCORES
     prompt = _prompt(require(record, "prompt"))
     chosen, rejected = reply(require(record, "chosen"), "chosen"), reply(require(record, "rejected"), "rejected")
@@ -58,20 +65,26 @@ def parse_standard_implicit(record: Record, source: str) -> dict[str, Any]:
 
 
 def parse_conversational_implicit(record: Record, source: str) -> dict[str, Any]:
-    """``{chosen, rejected}`` as two full conversations that differ only in the final assistant message."""
+    """``{chosen, rejected}`` as two full conversations that share everything up to their continuations.
+
+    The prompt is the shared beginning cut back to its last user message; each side's continuation (the final
+    assistant message, or tool calls, their results and the answer) is what follows it.
+    """
     chosen = messages(require(record, "chosen"), "chosen")
     rejected = messages(require(record, "rejected"), "rejected")
     shared = 0
     while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
         shared += 1
+    cut = 1 + max((i for i in range(shared) if chosen[i]["role"] == "user"), default=shared - 1)
     for field, conversation in (("chosen", chosen), ("rejected", rejected)):
         if len(conversation) == shared:
             raise RowError("identical_pair" if chosen == rejected else "missing_field",
                            "no final reply after the shared prompt", field)
-        if len(conversation) != shared + 1 or conversation[-1]["role"] != "assistant":
+        if conversation[-1]["role"] != "assistant" or any(m["role"] not in ("assistant", "tool")
+                                                          for m in conversation[cut:]):
             raise RowError("diverges_before_assistant",
                            "the conversations differ before their final assistant message", field)
-    return make_row(chosen[:shared], chosen[-1]["content"], rejected[-1]["content"], source=source, **_scores(record),
+    return make_row(chosen[:cut], chosen[cut:], rejected[cut:], source=source, **_scores(record),
                     meta=leftover_meta(record, {"chosen", "rejected"} | _SCORES))
 
 
@@ -80,17 +93,15 @@ def parse_prompt_only(record: Record, source: str) -> dict[str, Any]:
 
 
 def parse_prompt_completion(record: Record, source: str) -> dict[str, Any]:
-    return make_row(_prompt(require(record, "prompt")), reply(require(record, "completion"), "completion"),
-                    source=source, meta=leftover_meta(record, {"prompt", "completion"}))
+    """``{prompt, completion}`` is a demonstration; with a ``label`` it is an unpaired (KTO) row."""
+    return reply_row(_prompt(require(record, "prompt")), reply(require(record, "completion"), "completion"), record,
+                     source, {"prompt", "completion"})
 
 
 def parse_messages(record: Record, source: str) -> dict[str, Any]:
-    """``{messages}``: ending with an assistant turn it is a demonstration, else a prompt."""
-    conversation = messages(require(record, "messages"), "messages")
-    meta = leftover_meta(record, {"messages"})
-    if conversation and conversation[-1]["role"] == "assistant":
-        return make_row(conversation[:-1], conversation[-1]["content"], source=source, meta=meta)
-    return make_row(conversation, source=source, meta=meta)
+    """``{messages}``: ending with an assistant turn it is a demonstration (or, labelled, an unpaired row), else a
+    prompt."""
+    return conversation_row(messages(require(record, "messages"), "messages"), record, source, {"messages"})
 
 
 def _standard_prompt(record: Record) -> bool:
@@ -100,22 +111,26 @@ def _standard_prompt(record: Record) -> bool:
 
 FORMATS = [
     Format("trl-standard", "preference", frozenset({"prompt", "chosen", "rejected"}), parse_explicit,
-           "TRL standard preference, explicit prompt: prompt, chosen, rejected strings", accepts=_standard_prompt, number_fields=_SCORES),
+           "TRL standard preference, explicit prompt: prompt, chosen, rejected strings", accepts=_standard_prompt, number_fields=_SCORES, schema="preference"),
     Format("trl-conversational", "preference", frozenset({"prompt", "chosen", "rejected"}), parse_explicit,
            "TRL conversational preference, explicit prompt: prompt, chosen, rejected as lists of messages",
-           accepts=lambda r: is_listy(r.get("prompt")), number_fields=_SCORES),
+           accepts=lambda r: is_listy(r.get("prompt")), number_fields=_SCORES, schema="preference_conversational"),
     Format("trl-implicit", "preference", frozenset({"chosen", "rejected"}), parse_standard_implicit,
            "TRL standard preference, implicit prompt: chosen, rejected full HH-RLHF transcripts",
-           accepts=lambda r: not is_listy(r.get("chosen")), number_fields=_SCORES),
+           accepts=lambda r: not is_listy(r.get("chosen")), number_fields=_SCORES, schema="preference_implicit"),
     Format("trl-conversational-implicit", "preference", frozenset({"chosen", "rejected"}),
            parse_conversational_implicit,
            "TRL conversational preference, implicit prompt: chosen, rejected full conversations",
-           accepts=lambda r: is_listy(r.get("chosen")), number_fields=_SCORES),
+           accepts=lambda r: is_listy(r.get("chosen")), number_fields=_SCORES, schema="preference_implicit"),
     Format("trl-prompt-only", "preference", frozenset({"prompt"}), parse_prompt_only,
-           "TRL prompt-only: prompt (string or messages), a prompt for PPO"),
+           "TRL prompt-only: prompt (string or messages), a prompt for PPO", schema="prompt_completion"),
     Format("trl-prompt-completion", "preference", frozenset({"prompt", "completion"}), parse_prompt_completion,
-           "TRL prompt-completion: prompt, completion (a demonstration)",
-           accepts=lambda r: "label" not in r),  # {prompt, completion, label} is unpaired KTO data: not a demonstration
+           "TRL prompt-completion: prompt, completion (a demonstration)", bool_fields=_LABELS,
+           schema="prompt_completion"),
+    Format("trl-unpaired", "preference", frozenset({"prompt", "completion", "label"}), parse_prompt_completion,
+           "TRL unpaired preference (KTO), standard or conversational: prompt, completion, label (true: desirable)",
+           bool_fields=_LABELS, schema="prompt_completion"),
     Format("trl-messages", "preference", frozenset({"messages"}), parse_messages,
-           "TRL language modelling / SFT: messages (a demonstration when it ends with an assistant turn)"),
+           "OpenAI / TRL messages, tool calls included (a demonstration when it ends with an assistant turn; with "
+           "LLaMA-Factory's label or kto_tag an unpaired KTO row)", bool_fields=_LABELS, schema="messages"),
 ]

@@ -25,7 +25,7 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_of_rows, phase_of_split, require_preference_rows
 from prefdata.contract.row import PREFERENCE_SCHEMA
 from prefdata.jobs.export_card import DATASET_INFO, arrow_files, config_of, dataset_info, split_part, write_card
-from prefdata.jobs.export_formats import CONVERTERS, LEFT_OUT
+from prefdata.jobs.export_formats import CONVERTERS, LEFT_OUT, Conversion, has_tool_calls
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import load, read_manifest
 from prefdata.storage.hub import check_push, hub_uploads, push_configs, quiet_datasets
@@ -126,6 +126,8 @@ def _write_export(dataset_dict, names: list[str], tmp: Path, format: str, contai
         skipped, left_out = 0, Counter()
         for row in progress(_iter_split(dataset), desc=f"export {name}", total=len(dataset), quiet=quiet, unit="row"):
             conversion = convert(row, phase)
+            if container in ("parquet", "arrow") and conversion.items and has_tool_calls(row):
+                conversion = Conversion([], left_out="tool_calls")  # TRL_SCHEMAS' messages are role and content only
             if conversion.left_out:
                 left_out[conversion.left_out] += 1
                 continue

@@ -12,12 +12,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from prefdata.contract.phases import serves
 from prefdata.contract.render import render
+from prefdata.contract.row import reply_messages
 
 # Why a format leaves a row out (the export manifest counts them under these names).
 LEFT_OUT = {
     "unpaired": "a labelled reply without a pair (KTO); the format has no shape for it",
-    "tool_calls": "a tool call or tool result; the format has no shape for it",
+    "tool_calls": "a tool call or tool result; the format has no shape for it (TRL: use --container jsonl)",
     "turns": "turns LLaMA-Factory cannot read (not alternating, or a ranked reply of several messages)",
 }
 UNPAIRED = "unpaired"  # the side file a split's unpaired rows go to, where the format has a shape for them
@@ -45,17 +47,8 @@ def _left_out(reason: str) -> Conversion:
     return Conversion([], left_out=reason)
 
 
-def replies(row: Mapping[str, Any], side: str) -> list[dict[str, Any]] | None:
-    """A side's continuation as messages (a plain reply is one assistant message); None when the side is unset."""
-    turns = row.get(f"{side}_turns")
-    if turns is not None:
-        return [dict(m) for m in turns]
-    text = row.get(side)
-    return None if text is None else [{"role": "assistant", "content": text}]
-
-
-def _has_tool_calls(row: Mapping[str, Any]) -> bool:
-    messages = [*row["prompt"], *(replies(row, "chosen") or []), *(replies(row, "rejected") or [])]
+def has_tool_calls(row: Mapping[str, Any]) -> bool:
+    messages = [*row["prompt"], *(reply_messages(row, "chosen") or []), *(reply_messages(row, "rejected") or [])]
     return any(m["role"] == "tool" or m.get("tool_calls") for m in messages)
 
 
@@ -89,35 +82,25 @@ def to_trl(row: Mapping[str, Any], phase: str) -> Conversion:
     prompt = _trl_messages(row["prompt"])
     label = _label(row)
     if phase == "rm" and label is not None:
-        reply = _trl_messages(replies(row, "chosen" if label else "rejected"))
+        reply = _trl_messages(reply_messages(row, "chosen" if label else "rejected"))
         return Conversion([{"prompt": prompt, "completion": reply, "label": label}], UNPAIRED)
-    if not _serves(row, phase):
+    if not serves(row, phase):
         return SKIPPED
     if phase == "rm":
-        return Conversion([{"prompt": prompt, "chosen": _trl_messages(replies(row, "chosen")),
-                            "rejected": _trl_messages(replies(row, "rejected"))}])
+        return Conversion([{"prompt": prompt, "chosen": _trl_messages(reply_messages(row, "chosen")),
+                            "rejected": _trl_messages(reply_messages(row, "rejected"))}])
     if phase == "sft":
-        return Conversion([{"prompt": prompt, "completion": _trl_messages(replies(row, "chosen"))}])
+        return Conversion([{"prompt": prompt, "completion": _trl_messages(reply_messages(row, "chosen"))}])
     return Conversion([{"prompt": prompt}])
-
-
-def _serves(row: Mapping[str, Any], phase: str) -> bool:
-    """What `prefdata.contract.phases.serves` says, for continuations with turns too; a labelled reply serves neither
-    sft (it was judged, not written as an answer) nor rm as a pair."""
-    if phase == "ppo":
-        return True
-    if _label(row) is not None:
-        return False
-    return replies(row, "chosen") is not None and (phase == "sft" or replies(row, "rejected") is not None)
 
 
 def _plain_only(row: Mapping[str, Any], phase: str) -> Conversion | None:
     """For formats of flat text: the reason to leave ``row`` out, SKIPPED when the phase does not use it, else None."""
     if phase == "rm" and _label(row) is not None:
         return _left_out("unpaired")
-    if not _serves(row, phase):
+    if not serves(row, phase):
         return SKIPPED
-    if _has_tool_calls(row):
+    if has_tool_calls(row):
         return _left_out("tool_calls")
     return None
 
@@ -213,13 +196,13 @@ def to_sharegpt(row: Mapping[str, Any], phase: str) -> Conversion:
     side file; ppo the conversation alone. ``system`` is on every item ("" for none), as LLaMA-Factory reads a
     column."""
     label = _label(row)
-    if (phase != "rm" or label is None) and not _serves(row, phase):
+    if (phase != "rm" or label is None) and not serves(row, phase):
         return SKIPPED
     prompt = list(row["prompt"])
     system = prompt.pop(0)["content"] if prompt and prompt[0]["role"] == "system" else ""
     sides = {"rm": ["chosen", "rejected"] if label is None else ["chosen" if label else "rejected"],
              "sft": ["chosen"], "ppo": []}[phase]
-    reply_sides = [replies(row, side) for side in sides]
+    reply_sides = [reply_messages(row, side) for side in sides]
     conversation = _sharegpt_turns(prompt)
     answers = [_sharegpt_turns(side) for side in reply_sides]
     if conversation is None or None in answers or not all(

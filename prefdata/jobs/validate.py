@@ -4,7 +4,9 @@ directories against §2.
 Files are streamed record by record through `prefdata.storage.readers.iter_records` (a 1 GB JSONL or JSON array is never
 loaded whole) and each record is checked by one compiled `Draft202012Validator`, then by the row rules
 (`prefdata.contract.rules`) through the parser `prefdata import` would use for it, so a record that import would
-quarantine is a violation here, with the same reason code. Every violation is reported as
+quarantine is a violation here, with the same reason code. ``--schema auto`` detects the file's format exactly as
+``import --format auto`` does (`prefdata.formats.detect_from_records`) and checks the records against that format's
+schema and parser; what the good records become is counted by row kind (`ValidationReport.kinds`). Every violation is reported as
 ``FILE:LINE: /json/pointer: message``; only the first ``max_errors`` are kept and printed, all are counted. The record
 schemas describe a whole file as a JSON array (ChatLLaMA's layout) so editors can use them as they are; a record is
 checked against the schema's ``$defs/record``. Directory checks live in `prefdata.jobs.validate_dataset`.
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from prefdata.contract import nesting
 from prefdata.contract.errors import PrefdataError, RowError
+from prefdata.contract.row import row_kind
 from prefdata.contract.rules import field_pointer, number_from_text
-from prefdata.formats import FORMATS
+from prefdata.formats import FORMATS, detect_from_records, detection_head, most_specific
 from prefdata.formats.common import Format
 from prefdata.jobs.validate_dataset import validate_directory
 from prefdata.jobs.validate_report import DEFAULT_MAX_ERRORS, Echo, ValidationReport, Violation
@@ -31,7 +35,6 @@ from prefdata.jobs.validate_schema import (
     SCHEMA_NAMES,
     check_value,
     compiled_validator,
-    json_type,
     load_schema,
     record_required,
     record_validator,
@@ -39,18 +42,10 @@ from prefdata.jobs.validate_schema import (
 from prefdata.storage.readers import BadRecord, check_input_file, container_of, iter_records
 
 TEMPLATES_FILE_NAME = "templates.json"
-_AUTO_SAMPLE = 100  # parseable records whose keys decide `--schema auto`
-_AUTO_LOOKAHEAD = 1000  # records read at most to find them
-_SCHEMA_TYPES = {"object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean",
-                 "null": "null", "number": "a number", "integer": "a number"}
-# The import formats whose records each bundled record schema describes; the first that accepts a record parses it.
-RULE_FORMATS = {
-    "actor": ("chatllama-actor",),
-    "reward": ("chatllama-reward",),
-    "rlhf": ("chatllama-rlhf",),
-    "preference": ("dschat", "trl-standard"),
-    "preference_conversational": ("trl-conversational",),
-    "preference_implicit": ("trl-conversational-implicit", "trl-implicit"),
+# The import formats each bundled record schema describes (`Format.schema`), for ``--schema NAME``: the first that
+# accepts a record parses it, the last when none does.
+RULE_FORMATS: dict[str, tuple[str, ...]] = {
+    name: tuple(f.name for f in FORMATS.values() if f.schema == name) for name in RECORD_SCHEMAS
 }
 
 
@@ -85,30 +80,6 @@ def validate_document(path: str | os.PathLike, report: ValidationReport, out: Ec
         report.bad_files += 1
 
 
-def detect_schema(values: Sequence[Mapping[str, Any]], file: str) -> str:
-    """The record schema whose required keys the records have, the most specific one; ambiguity is refused."""
-    keys: set[str] = set()
-    for value in values:
-        keys.update(value)
-    required = {name: record_required(name) for name in RECORD_SCHEMAS}
-    fits = [name for name in RECORD_SCHEMAS if required[name][0] <= keys]
-    if not fits:
-        wanted = "; ".join(f"{name}: {', '.join(sorted(required[name][0]))}" for name in RECORD_SCHEMAS)
-        raise PrefdataError(f"no known schema matches the keys {', '.join(sorted(keys)) or '(none)'} ({wanted}); "
-                            "name one with --schema", file=file)
-    # Keep the most specific: reward (user_input, completion, score) over actor (user_input, completion) over rlhf.
-    best = [a for a in fits if not any(required[a][0] < required[b][0] for b in fits)]
-    if len(best) > 1 and len({required[name][0] for name in best}) == 1:
-        # Same keys (preference, preference_conversational): the value types decide.
-        first = {key: next(v[key] for v in values if key in v) for key in required[best[0]][0]}
-        fit = {name: sum(json_type(first[k]) == _SCHEMA_TYPES.get(required[name][1].get(k, "")) for k in first)
-               for name in best}
-        best = [name for name in best if fit[name] == max(fit.values())]
-    if len(best) > 1:
-        raise PrefdataError(f"ambiguous: the keys fit the schemas {', '.join(best)}; name one with --schema", file=file)
-    return best[0]
-
-
 def _number_keys(name: str) -> frozenset[str]:
     return frozenset(k for k, t in record_required(name)[1].items() if t in ("number", "integer"))
 
@@ -121,34 +92,43 @@ def _from_csv(value: dict[str, Any], number_keys: frozenset[str]) -> dict[str, A
 
 
 def rule_format(schema: str, record: Mapping[str, Any]) -> Format | None:
-    """The import format whose parser applies the row rules to a record of ``schema``; None for a schema file."""
+    """The import format whose parser applies the row rules to a record of ``schema``; None for a schema file.
+
+    Among the schema's formats, the most specific whose keys the record has (alpaca-preference over alpaca) and
+    whose value check it passes; else the last of them, whose parser names what is missing."""
     names = RULE_FORMATS.get(schema)
-    if names is None:
+    if not names:
         return None
-    return next((FORMATS[n] for n in names if FORMATS[n].accepts(record)), FORMATS[names[-1]])
+    present = most_specific([FORMATS[n] for n in names], (k for k, v in record.items() if v is not None))
+    return next((f for f in present if f.accepts(record)), present[-1] if present else FORMATS[names[-1]])
+
+
+def parse_for_rules(fmt: Format | None, record: Any) -> tuple[dict[str, Any] | None, RowError | None]:
+    """``(row, None)`` when import would make ``record`` a row, ``(None, error)`` when it would quarantine it."""
+    if fmt is None or not isinstance(record, dict):
+        return None, None
+    try:
+        return fmt.parse(record, "validate"), None
+    except RowError as e:
+        return None, e
 
 
 def rule_error(schema: str, record: Any) -> RowError | None:
     """The `RowError` import would quarantine ``record`` with, or None when it would become a row."""
     fmt = rule_format(schema, record) if isinstance(record, dict) else None
-    if fmt is None:
-        return None
-    try:
-        fmt.parse(record, "validate")
-    except RowError as e:
-        return e
-    return None
+    return parse_for_rules(fmt, record)[1]
 
 
-def record_violations(where: str, record: Any, validator, schema: str, report: ValidationReport,
-                      out: Echo | None) -> bool:
-    """Report one record's schema problems and row-rule error; True when it has any.
+def record_violations(where: str, record: Any, validator, fmt: Format | None, report: ValidationReport,
+                      out: Echo | None) -> tuple[bool, dict[str, Any] | None]:
+    """Report one record's schema problems and row-rule error (from ``fmt``'s parser); ``(has any, the row import
+    would make of it)``.
 
     A rule error at a field the schema already reported (or one the record has no key for, as a row field named by
     `make_row`) adds its reason code to the schema's line rather than a second line for the same defect.
     """
     problems = check_value(validator, record)
-    error = rule_error(schema, record)
+    row, error = parse_for_rules(fmt, record)
     pointer = field_pointer(error.field) if error is not None else None
     if pointer is not None and pointer.split("/")[1] not in record:
         pointer = None
@@ -159,7 +139,7 @@ def record_violations(where: str, record: Any, validator, schema: str, report: V
         report.add(Violation(where, problem_pointer, message), out, reason)
     if error is not None and not problems:
         report.add(Violation(where, pointer, error.message, error.reason), out)
-    return bool(problems) or error is not None
+    return bool(problems) or error is not None, row
 
 
 def validate_file(path: str | os.PathLike, report: ValidationReport, *, schema: str = "auto", out: Echo | None = print,
@@ -179,25 +159,22 @@ def validate_file(path: str | os.PathLike, report: ValidationReport, *, schema: 
     check_input_file(path)
     records = iter_records(path)
     head: list = []
+    detected: Format | None = None
     if schema == "auto":
-        for item in records:
-            head.append(item)
-            good = [r.value for r in head if not isinstance(r, BadRecord)]
-            if len(good) >= _AUTO_SAMPLE or len(head) >= _AUTO_LOOKAHEAD:
-                break
-        good = [r.value for r in head if not isinstance(r, BadRecord)]
-        if not good:
-            first = next((r for r in head if isinstance(r, BadRecord)), None)
-            defect = f" (the first: {first.message}, {first.reason})" if first is not None else ""
-            raise PrefdataError(f"none of the first {len(head):,} records is a readable JSON object{defect}, so no "
-                                "schema can be detected; name one with --schema", file=file)
-        schema = detect_schema(good, file)
+        head = detection_head(records)
+        detected = detect_from_records(head, file, option="--schema")
+        assert detected.schema is not None  # every preference format names its schema (tests/test_formats_v2.py)
+        schema = detected.schema
         if note is not None:
-            note(f"{file}: schema {schema} (detected from the keys {', '.join(sorted(set().union(*good)))})")
+            keys = sorted(set().union(*(r.value for r in head if not isinstance(r, BadRecord))))
+            note(f"{file}: schema {schema} (detected from the keys {', '.join(keys)}); import reads it as format "
+                 f"{detected.name}")
     validator = record_validator(schema)
-    numbers = _number_keys(schema) if container_of(path) == "csv" else frozenset()
+    csv = container_of(path) == "csv"
+    numbers = _number_keys(schema) if csv and detected is None else frozenset()
     report.files += 1
     report.schemas[file] = schema
+    kinds: Counter[str] = report.kinds.setdefault(file, Counter())
     bad_before = report.bad_records
     for record in progress(_chain(head, records), desc=f"validate {Path(file).name}", quiet=quiet):
         report.records += 1
@@ -206,10 +183,22 @@ def validate_file(path: str | os.PathLike, report: ValidationReport, *, schema: 
             report.bad_records += 1
             report.add(Violation(where, record.reason, record.message), out)
             continue
-        value = _from_csv(record.value, numbers) if numbers else record.value
-        report.bad_records += record_violations(where, value, validator, schema, report, out)
+        value = record.value
+        if detected is not None and csv:
+            value = detected.cells_from_text(value)
+        elif numbers:
+            value = _from_csv(value, numbers)
+        fmt = detected or (rule_format(schema, value) if isinstance(value, dict) else None)
+        bad, row = record_violations(where, value, validator, fmt, report, out)
+        report.bad_records += bad
+        if row is not None:
+            kinds[row_kind(row)] += 1
     if report.bad_records > bad_before:
         report.bad_files += 1
+    if kinds and note is not None:
+        counted = ", ".join(f"{count:,} {kind}" for kind, count in sorted(kinds.items()))
+        total = sum(kinds.values())
+        note(f"{file}: import makes {total:,} {'row' if total == 1 else 'rows'} of it: {counted}")
 
 
 def _chain(head: list, rest: Iterable) -> Iterable:
@@ -256,7 +245,7 @@ __all__ = [
     "SCHEMA_NAMES",
     "ValidationReport",
     "Violation",
-    "detect_schema",
+    "parse_for_rules",
     "compiled_validator",
     "load_schema",
     "rule_error",

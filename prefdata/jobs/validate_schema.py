@@ -17,7 +17,8 @@ from prefdata.contract import nesting
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.resources import schema_path
 
-RECORD_SCHEMAS = ("actor", "reward", "rlhf", "preference", "preference_conversational", "preference_implicit")
+RECORD_SCHEMAS = ("actor", "reward", "rlhf", "preference", "preference_conversational", "preference_implicit",
+                  "prompt_completion", "messages", "sharegpt", "alpaca", "orca")
 DOCUMENT_SCHEMAS = ("templates", "manifest")
 SCHEMA_NAMES = RECORD_SCHEMAS + DOCUMENT_SCHEMAS
 _PREVIEW = 60
