@@ -12,7 +12,7 @@ is checked against them whenever it is opened; a damaged entry is rebuilt with a
 
 Phase layouts (one row per example):
 
-Replies are rendered from `reply_messages` (a continuation with tool calls renders as the template writes it), and a
+Replies are rendered from `reply` (a continuation with tool calls renders as the template writes it), and a
 phase takes only the rows `serves` gives it: an unpaired (KTO-labelled) row is never sft data, nor an rm pair.
 
 - ``sft``: ``input_ids`` (prompt + chosen reply + EOS) and ``prompt_tokens`` (how many leading tokens are prompt; the
@@ -50,7 +50,7 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES as DATA_PHASES
 from prefdata.contract.phases import serves
 from prefdata.contract.render import TEMPLATES, render
-from prefdata.contract.row import UNSUP_SCHEMA_ID, reply, reply_messages, row_meta
+from prefdata.contract.row import UNSUP_SCHEMA_ID, reply, row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import file_sha256, verify_directory
 from prefdata.storage.home import token_cache_dir
@@ -223,8 +223,7 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
     counts["not_for_phase"] += len(rows) - len(use)
     prompts = [enc.render(r["prompt"]) for r in use]
     prompt_ids = enc.encode(prompts)
-    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], reply_messages(r, "chosen")) for r in use],
-                                prompt_ids)
+    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], reply(r, "chosen")) for r in use], prompt_ids)
     if spec.phase == "sft":
         for ids, n_prompt in chosen:
             fitted = _fit(ids, n_prompt, spec.max_seq_len, spec.truncation)
@@ -239,8 +238,7 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
             columns["input_ids"].append(fitted[0])
             columns["prompt_tokens"].append(n_prompt)
         return columns
-    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], reply_messages(r, "rejected")) for r in use],
-                                  prompt_ids)
+    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], reply(r, "rejected")) for r in use], prompt_ids)
     for row, (c_ids, c_prompt), (r_ids, r_prompt) in zip(use, chosen, rejected):
         c_fit = _fit(c_ids, c_prompt, spec.max_seq_len, spec.truncation)
         r_fit = _fit(r_ids, r_prompt, spec.max_seq_len, spec.truncation)
