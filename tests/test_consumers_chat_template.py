@@ -22,7 +22,8 @@ import trainer_helpers as helpers  # noqa: E402
 
 from prefdata.cli import cli  # noqa: E402
 from prefdata.contract.errors import PrefdataError  # noqa: E402
-from prefdata.contract.render import render  # noqa: E402
+from prefdata.contract.render import chat_messages, render  # noqa: E402
+from prefdata.contract.rules import canonical_json  # noqa: E402
 from trainers.components.chat_template import CHAT_TEMPLATES, chat_template_for, with_training_template  # noqa: E402
 
 SYSTEM_MULTI_TURN = [
@@ -62,29 +63,72 @@ def test_chatml_template_by_hand(tokenizer):
 
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+_ANY_TEXT = st.one_of(_TEXT, st.sampled_from(["Human: hi", "<|im_end|>", "{{ x }}", "\n\n", "中文 ok", " lead"]))
 
 
 @st.composite
-def _chats(draw) -> tuple[list[dict], str]:
-    """A prompt as prefdata stores it (optional system message, alternating turns, ending with the user) and a
-    reply; text of any script, with newlines and template-looking markup."""
-    text = st.one_of(_TEXT, st.sampled_from(["Human: hi", "<|im_end|>", "{{ x }}", "\n\n", "中文 ok", " lead"]))
-    turns = draw(st.integers(min_value=0, max_value=3))
-    prompt = [{"role": "system", "content": draw(text)}] if draw(st.booleans()) else []
-    for _ in range(turns):
-        prompt += [{"role": "user", "content": draw(text)}, {"role": "assistant", "content": draw(text)}]
-    prompt.append({"role": "user", "content": draw(text)})
-    return prompt, draw(text)
+def _tool_exchange(draw) -> list[dict]:
+    """An assistant message calling tools (content possibly empty) and a result for each call, as prefdata stores
+    them: ``tool_calls`` the canonical JSON text."""
+    calls = [{"id": f"c{i}", "type": "function",
+              "function": {"name": draw(_TEXT), "arguments": canonical_json({"q": draw(_ANY_TEXT)})}}
+             for i in range(draw(st.integers(min_value=1, max_value=2)))]
+    exchange = [{"role": "assistant", "content": draw(st.one_of(st.just(""), _ANY_TEXT)),
+                 "tool_calls": canonical_json(calls)}]
+    for call in calls:
+        result = {"role": "tool", "content": draw(_ANY_TEXT), "tool_call_id": call["id"]}
+        if draw(st.booleans()):
+            result["name"] = call["function"]["name"]
+        exchange.append(result)
+    return exchange
+
+
+@st.composite
+def _chats(draw) -> tuple[list[dict], str | list[dict]]:
+    """A prompt as prefdata stores it (optional system message, turns with tool exchanges, ending with the user) and
+    a reply: text, or a continuation (tool exchanges, then the answer); text of any script, with newlines and
+    template-looking markup."""
+    prompt = [{"role": "system", "content": draw(_ANY_TEXT)}] if draw(st.booleans()) else []
+    for _ in range(draw(st.integers(min_value=0, max_value=2))):
+        prompt.append({"role": "user", "content": draw(_ANY_TEXT)})
+        if draw(st.booleans()):
+            prompt += draw(_tool_exchange())
+        prompt.append({"role": "assistant", "content": draw(_ANY_TEXT)})
+    prompt.append({"role": "user", "content": draw(_ANY_TEXT)})
+    if draw(st.booleans()):
+        return prompt, draw(_ANY_TEXT)
+    continuation = draw(_tool_exchange())
+    if draw(st.booleans()):  # a continuation may open with a tool result: the assistant's turn stays empty
+        continuation = continuation[1:]
+    return prompt, [*continuation, {"role": "assistant", "content": draw(_ANY_TEXT)}]
 
 
 @pytest.mark.parametrize("template", sorted(CHAT_TEMPLATES))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(chat=_chats())
 def test_template_renders_as_prefdata_does(tokenizer, template, chat):
+    """Messages reach a chat template as `chat_messages` gives them (``tool_calls`` a list), as TRL and vLLM pass
+    them."""
     prompt, reply = chat
-    assert _apply(tokenizer, template, prompt, generation=True) == render(prompt, None, template)
-    full = [*prompt, {"role": "assistant", "content": reply}]
+    replies = [{"role": "assistant", "content": reply}] if isinstance(reply, str) else chat_messages(reply)
+    assert _apply(tokenizer, template, chat_messages(prompt), generation=True) == render(prompt, None, template)
+    full = [*chat_messages(prompt), *replies]
     assert _apply(tokenizer, template, full, generation=False) == render(prompt, reply, template)
+
+
+def test_tool_calls_by_hand(tokenizer):
+    call = '[{"function":{"arguments":"{\\"city\\":\\"Oslo\\"}","name":"weather"},"id":"c1","type":"function"}]'
+    prompt = [{"role": "user", "content": "Weather?"}]
+    turns = [{"role": "assistant", "content": "", "tool_calls": call},
+             {"role": "tool", "content": "rain", "tool_call_id": "c1", "name": "weather"},
+             {"role": "assistant", "content": "Rain."}]
+    full = chat_messages(prompt + turns)
+    assert _apply(tokenizer, "dschat", full, generation=False) == (
+        "Human: Weather?\n\nAssistant: <tool_call>" + call[1:-1] + "</tool_call>\n\nTool (weather): rain\n\n"
+        "Assistant: Rain.")
+    assert _apply(tokenizer, "chatml", full, generation=False) == (
+        "<|im_start|>user\nWeather?<|im_end|>\n<|im_start|>assistant\n<tool_call>\n" + call[1:-1] +
+        "\n</tool_call><|im_end|>\n<|im_start|>tool\nrain<|im_end|>\n<|im_start|>assistant\nRain.<|im_end|>")
 
 
 def test_no_template_for_tokenizer_and_the_given_tokenizer_is_left_as_it_was(tokenizer):

@@ -14,24 +14,53 @@ from typing import Any
 
 from prefdata.contract.errors import PrefdataError
 
-# dschat: "Human: …\n\nAssistant: …", a system message as a plain first paragraph, the generation prompt "Assistant:"
-# with no space (render adds the space before a reply).
-_DSCHAT = (
+# A turn's body, as `render` writes it: the content, then one block per tool call (the call as canonical JSON: keys
+# sorted, no spaces), newline-separated, with no empty line when the content is empty. Messages come as chat templates
+# take them (`prefdata.contract.render.chat_messages`: ``tool_calls`` a list).
+_BODY = (
+    "{%- macro body(message, open, close) -%}"
+    "{%- set calls = message.tool_calls or [] -%}"
+    "{%- set content = message.content or '' -%}"
+    "{%- if content or not calls %}{{ content }}{% if calls %}{{ '\n' }}{% endif %}{% endif -%}"
+    "{%- for call in calls -%}"
+    "{{ open }}{{ call | tojson(separators=(',', ':'), sort_keys=True) }}{{ close }}"
+    "{%- if not loop.last %}{{ '\n' }}{% endif -%}"
+    "{%- endfor -%}"
+    "{%- endmacro -%}"
+    # The index of the last user message: a tool message right after it starts the reply (the prompt ends there).
+    "{%- set turn = namespace(last_user=-1) -%}"
+    "{%- for message in messages %}{% if message.role == 'user' %}{% set turn.last_user = loop.index0 %}{% endif %}"
+    "{%- endfor -%}"
+)
+
+# dschat: "Human: …\n\nAssistant: …", a system message as a plain first paragraph, a tool result as "Tool: …" (or
+# "Tool (NAME): …"), the generation prompt "Assistant:" with no space (render adds the space before a reply). A tool
+# message straight after the prompt's last (user) turn leaves the assistant's turn empty ("Assistant:"), as render does.
+_DSCHAT = _BODY + (
     "{%- for message in messages -%}"
     "{%- if not loop.first %}{{ '\n\n' }}{% endif -%}"
-    "{%- if message['role'] == 'system' -%}{{ message['content'] }}"
-    "{%- elif message['role'] == 'user' -%}{{ 'Human: ' + message['content'] }}"
-    "{%- elif message['role'] == 'assistant' -%}{{ 'Assistant: ' + message['content'] }}"
-    "{%- else -%}{{ raise_exception('the dschat template has no role ' + message['role']) }}"
+    "{%- if message.role == 'tool' and loop.index0 == turn.last_user + 1 %}{{ 'Assistant:\n\n' }}{% endif -%}"
+    "{%- if message.role == 'system' -%}{{ message.content }}"
+    "{%- elif message.role == 'user' -%}{{ 'Human: ' }}{{ body(message, '<tool_call>', '</tool_call>') }}"
+    "{%- elif message.role == 'assistant' -%}{{ 'Assistant: ' }}{{ body(message, '<tool_call>', '</tool_call>') }}"
+    "{%- elif message.role == 'tool' -%}"
+    "{{ 'Tool (' + message.name + '): ' if message.name else 'Tool: ' }}{{ body(message, '<tool_call>', '</tool_call>') }}"
+    "{%- else -%}{{ raise_exception('the dschat template has no role ' + message.role) }}"
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif -%}"
 )
 
-# chatml: every turn "<|im_start|>ROLE\n…<|im_end|>", a newline between turns, none after the final reply.
-_CHATML = (
+# chatml: every turn "<|im_start|>ROLE\n…<|im_end|>", a newline between turns, none after the final reply; tool calls
+# as "<tool_call>\n{json}\n</tool_call>" inside the turn. A tool message straight after the prompt's last (user) turn
+# leaves an empty assistant turn before it, as render does.
+_CHATML = _BODY + (
     "{%- for message in messages -%}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' }}"
+    "{%- if message.role == 'tool' and loop.index0 == turn.last_user + 1 -%}"
+    "{{ '<|im_start|>assistant\n<|im_end|>\n' }}"
+    "{%- endif -%}"
+    "{{ '<|im_start|>' + message.role + '\n' }}{{ body(message, '<tool_call>\n', '\n</tool_call>') }}"
+    "{{ '<|im_end|>' }}"
     "{%- if not loop.last or add_generation_prompt %}{{ '\n' }}{% endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif -%}"
