@@ -205,3 +205,13 @@ def test_train_tokenizer_learns_the_words_of_multi_message_continuations(tmp_pat
           "--vocab-size", "400", "--quiet"])
     vocabulary = AutoTokenizer.from_pretrained(tmp_path / "tok").get_vocab()
     assert {"Ġzyzzyvas", "quokkaweather"} <= set(vocabulary)  # words seen only in the continuation
+
+
+def test_the_token_cache_key_counts_the_chat_template_only_when_it_renders(tokenizer):
+    """A checkpoint gains its run's chat template: with dschat/chatml that changes no token, so the reloaded tokenizer
+    keeps the cache entries of the one it was trained with; with --template tokenizer the template is the rendering."""
+    from trainers.components.tokens import tokenizer_fingerprint
+
+    carrying = with_training_template(tokenizer, "chatml")
+    assert tokenizer_fingerprint(carrying, "dschat") == tokenizer_fingerprint(tokenizer, "dschat")
+    assert tokenizer_fingerprint(carrying, "tokenizer") != tokenizer_fingerprint(tokenizer, "tokenizer")

@@ -96,15 +96,28 @@ class TokenizeSpec:
 # ---------------------------------------------------------------------------------------------------------- keys
 
 
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """sha256 over the files the tokenizer saves: vocabulary, merges, special tokens and chat template all count."""
+def tokenizer_fingerprint(tokenizer: Any, template: str = "tokenizer") -> str:
+    """sha256 over the files the tokenizer saves: vocabulary, merges and special tokens count, and the chat template
+    when it renders the text (``template == "tokenizer"``). With dschat/chatml it changes no token: a checkpoint, which
+    saves its run's chat template, keeps the cache entries of the tokenizer it was trained with."""
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory(prefix="prefdata-tok-") as tmp:
         tokenizer.save_pretrained(tmp)
         for path in sorted(Path(tmp).rglob("*")):
-            if path.is_file():
-                digest.update(path.relative_to(tmp).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+            name = path.relative_to(tmp).as_posix()
+            if not path.is_file() or (template != "tokenizer" and _is_chat_template(name)):
+                continue
+            content = path.read_bytes()
+            if template != "tokenizer" and name == "tokenizer_config.json":
+                config = {k: v for k, v in json.loads(content).items() if k != "chat_template"}
+                content = json.dumps(config, sort_keys=True).encode()
+            digest.update(name.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()
+
+
+def _is_chat_template(name: str) -> bool:
+    """The files `save_pretrained` writes a chat template to (transformers 4.4x and 5)."""
+    return name in ("chat_template.jinja", "chat_template.json") or name.startswith("additional_chat_templates/")
 
 
 def split_checksums(data_dir: str | os.PathLike, split: str, phase: str) -> list[str]:
@@ -395,7 +408,7 @@ def tokenized(
     is ``$PREFDATA_HOME/tokens``. The dataset is verified first, the entry whenever it is opened (module docstring).
     """
     cache_root = _cache_root(cache_dir)
-    checksums, tokenizer_hash = split_checksums(data_dir, split, spec.phase), tokenizer_fingerprint(tokenizer)
+    checksums, tokenizer_hash = split_checksums(data_dir, split, spec.phase), tokenizer_fingerprint(tokenizer, spec.template)
     key = cache_key(checksums, tokenizer_hash, spec)
     entry = cache_root / f"{spec.phase}-{split}-{key}"
     if entry.exists():
