@@ -13,7 +13,7 @@ import pytest
 from trust_support import assert_one_line_error, cli, leftovers, resume, start_paused, write_jsonl
 
 WRITER_PAUSE = ("prefdata.storage.dataset", "DatasetWriter.split")  # called once the lock and temp dir exist
-EXPORT_PAUSE = ("prefdata.jobs.export", "_convert")  # called while the export's temp dir is being filled
+EXPORT_PAUSE = ("prefdata.jobs.export", "_target")  # called while the export's temp dir is being filled
 
 
 @pytest.fixture(scope="module")
