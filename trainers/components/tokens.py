@@ -12,13 +12,18 @@ is checked against them whenever it is opened; a damaged entry is rebuilt with a
 
 Phase layouts (one row per example):
 
-Replies are rendered from `reply_messages` (a continuation with tool calls renders as the template writes it), and a
+Replies are rendered from `reply` (a continuation with tool calls renders as the template writes it), and a
 phase takes only the rows `serves` gives it: an unpaired (KTO-labelled) row is never sft data, nor an rm pair.
 
 - ``sft``: ``input_ids`` (prompt + chosen reply + EOS) and ``prompt_tokens`` (how many leading tokens are prompt; the
   collator (`trainers.components.collate`) turns them into ``-100`` labels; 0 with ``train_on_prompt``). Storing the count instead of a second token
   column halves the cache; the labels are rebuilt exactly.
-- ``rm``: ``chosen_input_ids``, ``rejected_input_ids`` (each prompt + reply + EOS) and ``margin`` (``meta.margin`` or 0).
+- ``rm``: ``chosen_input_ids``, ``rejected_input_ids`` (each prompt + reply + EOS), ``margin`` (``meta.margin`` or 0)
+  and ``chosen_prompt_tokens``/``rejected_prompt_tokens`` (DPO's log-probs cover the reply only; the two differ only
+  when left truncation cut the sides differently).
+- ``kto``: one labelled reply per example, read from the ``rm`` splits: ``input_ids`` (prompt + reply + EOS),
+  ``prompt_tokens`` and ``label`` (1 desirable, 0 undesirable). An unpaired row gives its one reply; a pair gives its
+  chosen reply as desirable and its rejected reply as undesirable, as KTO reads paired data.
 - ``ppo``: ``prompt_input_ids`` (the generation prompt).
 - ``ptx``: ``input_ids`` of unsupervised text + EOS, cut into blocks of at most ``max_seq_len``.
 """
@@ -45,20 +50,22 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES as DATA_PHASES
 from prefdata.contract.phases import serves
 from prefdata.contract.render import TEMPLATES, render
-from prefdata.contract.row import UNSUP_SCHEMA_ID, reply_messages, row_meta
+from prefdata.contract.row import UNSUP_SCHEMA_ID, reply, row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import file_sha256, verify_directory
 from prefdata.storage.home import token_cache_dir
 from prefdata.storage.rows import python_rows
 from trainers.components.token_store import TOKEN_IDS, TOKENS_FILE, TokenCache
 
-CACHE_FORMAT = 2  # 2: keyed by the shards' sha256 (1 trusted the manifest's fingerprint); entries record their own sha256
-PHASES = (*DATA_PHASES, "ptx")  # the three data phases, and unsupervised text for PPO's ptx loss
+CACHE_FORMAT = 3  # 3: rm rows carry their prompt token counts; 2: keyed by the shards' sha256, entries record their own sha256
+PHASES = (*DATA_PHASES, "kto", "ptx")  # the three data phases, labelled replies for KTO, unsupervised text for ptx
 TRUNCATION = ("drop", "left", "right")
 _BATCH = 1024
 _LAYOUT = {
     "sft": pa.schema([("input_ids", TOKEN_IDS), ("prompt_tokens", pa.int32())]),
-    "rm": pa.schema([("chosen_input_ids", TOKEN_IDS), ("rejected_input_ids", TOKEN_IDS), ("margin", pa.float32())]),
+    "rm": pa.schema([("chosen_input_ids", TOKEN_IDS), ("rejected_input_ids", TOKEN_IDS), ("margin", pa.float32()),
+                     ("chosen_prompt_tokens", pa.int32()), ("rejected_prompt_tokens", pa.int32())]),
+    "kto": pa.schema([("input_ids", TOKEN_IDS), ("prompt_tokens", pa.int32()), ("label", pa.int8())]),
     "ppo": pa.schema([("prompt_input_ids", TOKEN_IDS)]),
     "ptx": pa.schema([("input_ids", TOKEN_IDS)]),
 }
@@ -89,15 +96,28 @@ class TokenizeSpec:
 # ---------------------------------------------------------------------------------------------------------- keys
 
 
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """sha256 over the files the tokenizer saves: vocabulary, merges, special tokens and chat template all count."""
+def tokenizer_fingerprint(tokenizer: Any, template: str = "tokenizer") -> str:
+    """sha256 over the files the tokenizer saves: vocabulary, merges and special tokens count, and the chat template
+    when it renders the text (``template == "tokenizer"``). With dschat/chatml it changes no token: a checkpoint, which
+    saves its run's chat template, keeps the cache entries of the tokenizer it was trained with."""
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory(prefix="prefdata-tok-") as tmp:
         tokenizer.save_pretrained(tmp)
         for path in sorted(Path(tmp).rglob("*")):
-            if path.is_file():
-                digest.update(path.relative_to(tmp).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+            name = path.relative_to(tmp).as_posix()
+            if not path.is_file() or (template != "tokenizer" and _is_chat_template(name)):
+                continue
+            content = path.read_bytes()
+            if template != "tokenizer" and name == "tokenizer_config.json":
+                config = {k: v for k, v in json.loads(content).items() if k != "chat_template"}
+                content = json.dumps(config, sort_keys=True).encode()
+            digest.update(name.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()
+
+
+def _is_chat_template(name: str) -> bool:
+    """The files `save_pretrained` writes a chat template to (transformers 4.4x and 5)."""
+    return name in ("chat_template.jinja", "chat_template.json") or name.startswith("additional_chat_templates/")
 
 
 def split_checksums(data_dir: str | os.PathLike, split: str, phase: str) -> list[str]:
@@ -209,13 +229,14 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
             counts["split_into_blocks"] += len(blocks) > 1
             columns["input_ids"].extend(blocks)
         return columns
+    if spec.phase == "kto":
+        return _tokenize_labelled(rows, enc, counts, columns)
 
     use = [r for r in rows if serves(r, spec.phase)]
     counts["not_for_phase"] += len(rows) - len(use)
     prompts = [enc.render(r["prompt"]) for r in use]
     prompt_ids = enc.encode(prompts)
-    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], reply_messages(r, "chosen")) for r in use],
-                                prompt_ids)
+    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], reply(r, "chosen")) for r in use], prompt_ids)
     if spec.phase == "sft":
         for ids, n_prompt in chosen:
             fitted = _fit(ids, n_prompt, spec.max_seq_len, spec.truncation)
@@ -230,8 +251,7 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
             columns["input_ids"].append(fitted[0])
             columns["prompt_tokens"].append(n_prompt)
         return columns
-    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], reply_messages(r, "rejected")) for r in use],
-                                  prompt_ids)
+    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], reply(r, "rejected")) for r in use], prompt_ids)
     for row, (c_ids, c_prompt), (r_ids, r_prompt) in zip(use, chosen, rejected):
         c_fit = _fit(c_ids, c_prompt, spec.max_seq_len, spec.truncation)
         r_fit = _fit(r_ids, r_prompt, spec.max_seq_len, spec.truncation)
@@ -245,6 +265,36 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
         columns["chosen_input_ids"].append(c_fit[0])
         columns["rejected_input_ids"].append(r_fit[0])
         columns["margin"].append(float(row_meta(row).get("margin") or 0.0))
+        columns["chosen_prompt_tokens"].append(c_fit[1])
+        columns["rejected_prompt_tokens"].append(r_fit[1])
+    return columns
+
+
+def labelled_replies(row: dict) -> list[tuple[str, bool]]:
+    """The (side, desirable) replies KTO reads from a row: an unpaired row's one reply, or both replies of a pair."""
+    label = row.get("label")
+    if label is not None:
+        return [("chosen" if label else "rejected", bool(label))]
+    if serves(row, "rm"):
+        return [("chosen", True), ("rejected", False)]
+    return []
+
+
+def _tokenize_labelled(rows: list[dict], enc: _Encoder, counts: Counter, columns: dict[str, list]) -> dict[str, list]:
+    """The ``kto`` layout: one example per labelled reply (`labelled_replies`)."""
+    examples = [(row, side, desirable) for row in rows for side, desirable in labelled_replies(row)]
+    counts["not_for_phase"] += sum(1 for row in rows if not labelled_replies(row))
+    prompts = [enc.render(row["prompt"]) for row, _, _ in examples]
+    fulls = [enc.render(row["prompt"], reply(row, side)) for row, side, _ in examples]
+    for (ids, n_prompt), (_, _, desirable) in zip(enc.encode_replies(prompts, fulls), examples):
+        fitted = _fit(ids, n_prompt, enc.spec.max_seq_len, enc.spec.truncation)
+        if fitted is None:
+            counts["dropped_too_long"] += 1
+            continue
+        counts["truncated"] += len(fitted[0]) < len(ids)
+        columns["input_ids"].append(fitted[0])
+        columns["prompt_tokens"].append(fitted[1])
+        columns["label"].append(int(desirable))
     return columns
 
 
@@ -358,7 +408,7 @@ def tokenized(
     is ``$PREFDATA_HOME/tokens``. The dataset is verified first, the entry whenever it is opened (module docstring).
     """
     cache_root = _cache_root(cache_dir)
-    checksums, tokenizer_hash = split_checksums(data_dir, split, spec.phase), tokenizer_fingerprint(tokenizer)
+    checksums, tokenizer_hash = split_checksums(data_dir, split, spec.phase), tokenizer_fingerprint(tokenizer, spec.template)
     key = cache_key(checksums, tokenizer_hash, spec)
     entry = cache_root / f"{spec.phase}-{split}-{key}"
     if entry.exists():

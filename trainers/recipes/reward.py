@@ -20,7 +20,7 @@ import click
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
-from trainers.components import models
+from trainers.components import lora, models
 from trainers.components.collate import collate_pairs
 from trainers.components.rl import pairwise_loss
 from trainers.components.tokens import TokenizeSpec, tokenized
@@ -87,7 +87,7 @@ def _train_reward(cfg: RewardConfig, rank: int, world: int, work: Path) -> dict[
         raise PrefdataError("rm_train has no usable pairs (all dropped, or no row has chosen and rejected)", file=cfg.data)
 
     # 2. Value model (transformer + one-output head) and its engine.
-    model = models.load_value_model(cfg.model, tokenizer)
+    model = lora.with_lora(models.load_value_model(cfg.model, tokenizer), lora.LoraSettings.of(cfg))
     collate = functools.partial(collate_pairs, pad_id=tokenizer.pad_token_id)
     engine, train_loader, eval_loader, total_steps = engine_and_loaders(
         cfg, "reward", model, train_set, eval_set, collate, rank=rank, world=world)
@@ -134,7 +134,7 @@ def _train_reward(cfg: RewardConfig, rank: int, world: int, work: Path) -> dict[
     # 4. Evaluate, keep a resume point, write the checkpoint.
     after = evaluate(engine, eval_loader) if len(eval_set) else {}
     checkpoints.save_resume_point(engine, resume_dir, step, micro_step)
-    checkpoints.save_hf(engine, tokenizer, work, rank)
+    checkpoints.save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge, template=cfg.template)
     summary = {"phase": "reward", "event": "end", "steps": step, "first_loss": losses[0] if losses else None,
                "last_loss": losses[-1] if losses else None, "eval_before": before, "eval_after": after, "out": str(out)}
     log(summary)
