@@ -327,3 +327,27 @@ def test_openai_legacy_function_call_and_function_role_and_empty_tool_calls():
     with pytest.raises(RowError) as e:
         parse("trl-messages", {"messages": [user("q"), {"role": "assistant", "content": "", "tool_calls": "f(1)"}]})
     assert (e.value.reason, e.value.field) == ("bad_tool_call", "messages[1].tool_calls")
+
+
+def test_a_csv_whose_message_columns_are_json_text_validates_as_it_imports(tmp_path):
+    """CSV can hold a list of messages only as JSON text; the parsers decode it, so the schema check does too."""
+    def write(path: Path, first_role: str) -> Path:
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["prompt", "chosen", "rejected"])
+            for i in range(5):
+                prompt = [{"role": first_role if i == 0 else "user", "content": f"Question {i}?"}]
+                writer.writerow([json.dumps(prompt), json.dumps([assistant("Let me see."), assistant(f"It is {i}.")]),
+                                 json.dumps([assistant("No.")])])
+        return path
+
+    path = write(tmp_path / "conversational.csv", "user")
+    assert all(isinstance(item, ParsedRow) for item in iter_parsed(path))
+    report = validate_files([path], out=None)
+    assert report.ok, report.violations
+    assert report.schemas[str(path)] == "preference_conversational" and report.kinds[str(path)] == {"pair": 5}
+    bad = write(tmp_path / "bad.csv", "narrator")
+    printed: list[str] = []
+    report = validate_files([bad], out=printed.append)
+    assert report.bad_records == 1 and report.reasons == {"bad_role": 1}
+    assert printed == [f'{bad}:2: /prompt/0/role: "narrator" is not one of "system", "user", "assistant", "tool"']
