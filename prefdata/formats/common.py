@@ -128,12 +128,6 @@ def score(record: Record, key: str, *, required: bool = False) -> float | None:
     return check_score(require(record, key) if required else record.get(key), key)
 
 
-def numbers_from_text(parse: ParseFn, keys: frozenset[str], record: Record, source: str) -> dict[str, Any]:
-    """``parse`` of a CSV record whose number cells (``keys``) spelled as text are numbers first: CSV has only text."""
-    converted = {key: number_from_text(record[key]) for key in keys & record.keys()}
-    return parse({**record, **converted} if converted else record, source)
-
-
 def role_of(name: Any, field_name: str) -> str:
     lowered = name.lower() if isinstance(name, str) else name
     if lowered in USER_ROLES:
