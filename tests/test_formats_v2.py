@@ -351,3 +351,20 @@ def test_a_csv_whose_message_columns_are_json_text_validates_as_it_imports(tmp_p
     report = validate_files([bad], out=printed.append)
     assert report.bad_records == 1 and report.reasons == {"bad_role": 1}
     assert printed == [f'{bad}:2: /prompt/0/role: "narrator" is not one of "system", "user", "assistant", "tool"']
+
+
+def test_a_tool_call_shared_before_the_two_replies_starts_both_continuations():
+    """LLaMA-Factory ranking with tools: the conversation ends with the call and its result; the replies differ after."""
+    record = {"conversations": [{"from": "human", "value": "Area of side 7?"},
+                                {"from": "function_call", "value": json.dumps(CALL)},
+                                {"from": "observation", "value": "49"}],
+              "chosen": {"from": "gpt", "value": "49."}, "rejected": {"from": "gpt", "value": "50."}}
+    row = parse("sharegpt-preference", record)
+    shared = [{"role": "assistant", "content": "", "tool_calls": canonical_json(
+        [{"type": "function", "function": CALL}])}, {"role": "tool", "content": "49"}]
+    assert row["prompt"] == [user("Area of side 7?")]
+    assert row["chosen_turns"] == [*shared, assistant("49.")] and row["rejected_turns"] == [*shared, assistant("50.")]
+    prompt = [user("Area of side 7?"), {"role": "assistant", "content": "", "tool_calls": TOOL_CALLS},
+              {"role": "tool", "tool_call_id": "call_1", "content": "49"}]
+    row = parse("trl-conversational", {"prompt": prompt, "chosen": [assistant("49.")], "rejected": "50."})
+    assert row["prompt"] == [user("Area of side 7?")] and row["rejected_turns"][-1] == assistant("50.")
