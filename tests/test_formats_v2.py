@@ -368,3 +368,15 @@ def test_a_tool_call_shared_before_the_two_replies_starts_both_continuations():
               {"role": "tool", "tool_call_id": "call_1", "content": "49"}]
     row = parse("trl-conversational", {"prompt": prompt, "chosen": [assistant("49.")], "rejected": "50."})
     assert row["prompt"] == [user("Area of side 7?")] and row["rejected_turns"][-1] == assistant("50.")
+
+
+def test_after_split_no_labelled_reply_of_the_llamafactory_kto_file_is_sft_data(tmp_path):
+    """Issue #11's report: the KTO demo imported as 300 demonstrations, so 150 undesirable replies reached sft_*."""
+    from prefdata.jobs.split import split_datasets
+
+    path = tmp_path / "kto_demo.json"
+    path.write_text(json.dumps(llamafactory_kto_records()), encoding="utf-8")
+    import_files([path], tmp_path / "raw", quiet=True)
+    split_datasets([tmp_path / "raw"], tmp_path / "split", quiet=True)
+    placed = Counter(split for split, _ in iter_rows(tmp_path / "split"))
+    assert not [s for s in placed if s.startswith("sft")] and sum(placed.values()) == 300, placed
