@@ -248,9 +248,10 @@ def split_conversation(conversation: list[Message], ending: tuple[str, ...] = ("
 
 def pair_row(conversation: list[Message], chosen: str | list[Message], rejected: str | list[Message], source: str,
              **fields: Any) -> dict[str, Any]:
-    """Two replies to a conversation. When the conversation runs past its last user turn (an assistant's tool call and
-    the tool's result, before the replies differ), that shared tail is the start of both continuations."""
-    prompt, tail = split_conversation(conversation, ending=("assistant", "tool"))
+    """Two replies to a conversation. When the conversation ends with a tool's result after its last user turn (the
+    assistant called a tool before the replies differ), that shared tail is the start of both continuations; a
+    conversation that ends with an assistant message is a prompt that does not end with the user's."""
+    prompt, tail = split_conversation(conversation, ending=("tool",))
     if tail:
         chosen, rejected = ([*tail, *as_messages(side)] for side in (chosen, rejected))
     return make_row(prompt, chosen, rejected, source=source, **fields)
