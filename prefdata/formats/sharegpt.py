@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefdata.contract.row import Message, make_row
+from prefdata.contract.row import Message
 from prefdata.formats.common import (
     LABEL_KEYS,
     Format,
@@ -20,6 +20,7 @@ from prefdata.formats.common import (
     leftover_meta,
     messages,
     optional_text,
+    pair_row,
     reply,
     require,
 )
@@ -40,7 +41,7 @@ def parse_sharegpt(record: Record, source: str) -> dict[str, Any]:
     if "chosen" in record or "rejected" in record:
         chosen = reply(require(record, "chosen"), "chosen")
         rejected = reply(require(record, "rejected"), "rejected")
-        return make_row(conversation, chosen, rejected, source=source, meta=leftover_meta(record, used))
+        return pair_row(conversation, chosen, rejected, source, meta=leftover_meta(record, used))
     return conversation_row(conversation, record, source, used)
 
 
