@@ -62,9 +62,6 @@ def test_each_stage_keeps_every_row_of_its_phase_with_its_text(exported, split):
                         "_response": [{"role": "assistant", "content": reply} for reply in replies]}
 
 
-@pytest.mark.xfail(strict=True, reason="the ppo items end with the human turn and have no ranking, which "
-                   "SharegptDatasetConverter calls an invalid message count: LLaMA-Factory drops every one "
-                   "(0 of 43 with the 0.9.5 wheel's own converter); see the consumers branch report")
 def test_ppo_keeps_every_prompt(exported):
     split_dir, export_dir = exported
     rows = [row for row in support.split_rows(split_dir, "ppo_train") if serves(row, "ppo")]

@@ -35,13 +35,15 @@ def _with_system(conversation: list[Message], record: Record) -> list[Message]:
 
 def parse_sharegpt(record: Record, source: str) -> dict[str, Any]:
     """A preference row when ``chosen``/``rejected`` are present; otherwise what follows the last human turn is the
-    demonstration (an unpaired row when ``kto_tag`` labels it)."""
+    demonstration (an unpaired row when ``kto_tag`` labels it); an empty last gpt turn marks a prompt without one."""
     conversation = _with_system(messages(require(record, "conversations"), "conversations"), record)
     used = {"conversations", "chosen", "rejected", "system"}
     if "chosen" in record or "rejected" in record:
         chosen = reply(require(record, "chosen"), "chosen")
         rejected = reply(require(record, "rejected"), "rejected")
         return pair_row(conversation, chosen, rejected, source, meta=leftover_meta(record, used))
+    if conversation and conversation[-1] == {"role": "assistant", "content": ""}:
+        conversation = conversation[:-1]  # LLaMA-Factory's empty answer: a prompt, as its ppo and predict stages read it
     return conversation_row(conversation, record, source, used)
 
 
