@@ -26,9 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefdata.contract.errors import PrefdataError, RowError
+from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES, SERVES, SPLITS
-from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, RowKind, make_row, prompt_group, row_meta
+from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, RowKind
+from prefdata.jobs.split_pairs import check_policy, pair_scored
 from prefdata.pipeline import dedup
 from prefdata.pipeline.progress import info, progress
 from prefdata.storage.dataset import DatasetWriter, load_tables, read_manifest
@@ -104,34 +105,6 @@ def row_kinds(table: pa.Table) -> np.ndarray:
                      default=code("prompt_only")).astype(np.int8)
 
 
-def pair_scored(table: pa.Table, rows: np.ndarray, input_of: np.ndarray) -> tuple[list[dict], np.ndarray, dict]:
-    """InstructGPT-style K-choose-2: every two scored replies to one prompt (same input, source, group) with different
-    scores make a pair, higher score chosen, `meta.margin` the difference. Returns (new pair rows, the scored rows that
-    went into at least one pair, counts)."""
-    sets: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
-    for index, row in zip(rows.tolist(), table.take(pa.array(rows, type=pa.int64())).to_pylist()):
-        key = (int(input_of[index]), row["source"], row["group"], prompt_group(row["prompt"]))
-        sets[key].append((index, row))
-    pairs, used, ties = [], set(), 0
-    for members in sets.values():
-        members.sort(key=lambda m: (-m[1]["chosen_score"], m[1]["id"]))
-        for i, (hi_index, hi) in enumerate(members):
-            for lo_index, lo in members[i + 1 :]:
-                if hi["chosen_score"] == lo["chosen_score"]:
-                    ties += 1
-                    continue
-                meta = {**row_meta(hi), "margin": hi["chosen_score"] - lo["chosen_score"], "paired_from": [hi["id"], lo["id"]]}
-                try:
-                    pairs.append(make_row(hi["prompt"], hi["chosen"], lo["chosen"], source=hi["source"], group=hi["group"],
-                                          chosen_score=hi["chosen_score"], rejected_score=lo["chosen_score"], meta=meta))
-                except RowError:  # identical replies with different scores: nothing to learn from this pair
-                    continue
-                used.update((hi_index, lo_index))
-    counts = {"scored_rows": int(len(rows)), "pairs_made": len(pairs), "tied_comparisons": ties,
-              "lone_as_demonstration": int(len(rows) - len(used))}
-    return pairs, np.array(sorted(used), dtype=np.int64), counts
-
-
 def blend(alive: np.ndarray, input_of: np.ndarray, group_hash: np.ndarray, row_key: np.ndarray,
           weights: Sequence[float] | None, max_rows: int | None, inputs: int) -> np.ndarray:
     """Rows kept by seeded sampling so inputs make up ``weights`` of the result (at most ``max_rows`` rows).
@@ -169,6 +142,8 @@ def split_datasets(
     max_rows: int | None = None,
     near_dup: float | None = None,
     exclude: Sequence[str | os.PathLike] = (),
+    pairs: str | None = None,
+    min_margin: float = 0.0,
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
@@ -186,9 +161,12 @@ def split_datasets(
         raise PrefdataError("must be >= 0", field="max_rows")
     if near_dup is not None and not 0.0 < near_dup <= 1.0:
         raise PrefdataError("the near-duplicate threshold must be in (0, 1]", field="near_dup")
+    check_policy(pairs, min_margin)
     options = {"inputs": [str(p) for p in inputs], "ratio": list(ratio), "eval_fraction": eval_fraction, "seed": seed,
                "splits": list(splits) if splits else None, "weights": list(weights) if weights else None,
                "max_rows": max_rows, "near_dup": near_dup, "exclude": [str(p) for p in exclude]}
+    if pairs is not None:
+        options.update(pairs=pairs, min_margin=min_margin)
     table, parts = read_inputs(inputs, splits)
     n = table.num_rows
     input_of = np.zeros(n, dtype=np.int32)
@@ -234,9 +212,14 @@ def split_datasets(
                                              for p, c in zip(inputs, achieved)}}
 
         scored = np.flatnonzero(alive & (kinds == KIND_CODES.index("scored")))
-        pairs, used, pairing = pair_scored(table, scored, input_of)
-        kinds[scored] = KIND_CODES.index("demonstration")  # a lone scored reply is a demonstration
-        pairs = _drop_known_ids(pairs, table.column("id"), alive)
+        pairing = pair_scored(table, scored, input_of, policy=pairs, min_margin=min_margin)
+        kinds[scored] = KIND_CODES.index("demonstration")  # a lone scored reply is a demonstration (no --pairs)
+        left_out = sorted(pairing.left_out)
+        dropped.add(np.array([index for index, _ in left_out], dtype=np.int64), "not_paired", None,
+                    [message for _, message in left_out])
+        alive[[index for index, _ in left_out]] = False
+        used = pairing.used
+        pairs = _drop_known_ids(pairing.pairs, table.column("id"), alive)
         pair_table = pa.Table.from_pylist(pairs, schema=PREFERENCE_SCHEMA)
         units = np.flatnonzero(alive)
         units = np.setdiff1d(units, used, assume_unique=True)
@@ -273,7 +256,7 @@ def split_datasets(
                 rows_per_split[name] = int(chosen.sum())
         dropped.flush(writer)
         writer.count_out(n - dropped.count)
-        _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_report, dropped, near_dup, exclude)
+        _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing.counts, blend_report, dropped, near_dup, exclude)
     return writer.manifest
 
 
@@ -284,22 +267,26 @@ class _Drops:
         self.table, self.parts, self.entries, self.count = table, parts, [], 0
         self.by_reason: dict[str, int] = defaultdict(int)
 
-    def add(self, rows: np.ndarray, reason: str, kept: np.ndarray | None, message: str) -> None:
+    def add(self, rows: np.ndarray, reason: str, kept: np.ndarray | None, message: str | Sequence[str],
+            details: Sequence[dict] | None = None) -> None:
+        """Drop ``rows`` for ``reason``; ``message`` is one for all or one per row, ``details`` extra record fields."""
         if len(rows):
-            self.entries.append((np.asarray(rows), reason, kept, message))
+            messages = [message] * len(rows) if isinstance(message, str) else list(message)
+            self.entries.append((np.asarray(rows), reason, kept, messages, details or [{}] * len(rows)))
             self.count += len(rows)
             self.by_reason[reason] += len(rows)
 
     def flush(self, writer: DatasetWriter) -> None:
         starts = np.array([p[3] for p in self.parts])
         ids = self.table.column("id")
-        for rows, reason, kept, message in self.entries:
+        for rows, reason, kept, messages, details in self.entries:
             refs = self.table.select(["id", "source", "group"]).take(pa.array(rows)).to_pylist()
             kept_ids = pc.take(ids, pa.array(kept)).to_pylist() if kept is not None else [None] * len(rows)
-            for row, record, kept_id in zip(rows.tolist(), refs, kept_ids):
+            for row, record, kept_id, message, extra in zip(rows.tolist(), refs, kept_ids, messages, details):
                 part = self.parts[int(np.searchsorted(starts, row, side="right")) - 1]
                 if kept_id is not None:
                     record["kept_id"] = kept_id
+                record.update(extra)
                 writer.quarantine(reason, message, record, file=f"{part[1]}/{part[2]}", index=row - part[3])
 
 
