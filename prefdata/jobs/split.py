@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES, SERVES, SPLITS
 from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, RowKind
+from prefdata.jobs.decontaminate import MIN_RUN_WORDS, Benchmarks, contaminated, read_benchmarks
 from prefdata.jobs.split_pairs import check_policy, pair_scored
 from prefdata.pipeline import dedup
 from prefdata.pipeline.progress import info, progress
@@ -142,6 +143,7 @@ def split_datasets(
     max_rows: int | None = None,
     near_dup: float | None = None,
     exclude: Sequence[str | os.PathLike] = (),
+    exclude_ngram: int = 13,
     pairs: str | None = None,
     min_margin: float = 0.0,
     overwrite: bool = False,
@@ -162,19 +164,24 @@ def split_datasets(
     if near_dup is not None and not 0.0 < near_dup <= 1.0:
         raise PrefdataError("the near-duplicate threshold must be in (0, 1]", field="near_dup")
     check_policy(pairs, min_margin)
+    if exclude_ngram < 0:
+        raise PrefdataError("must be >= 0 (0: exact prompt match only)", field="exclude_ngram")
     options = {"inputs": [str(p) for p in inputs], "ratio": list(ratio), "eval_fraction": eval_fraction, "seed": seed,
                "splits": list(splits) if splits else None, "weights": list(weights) if weights else None,
                "max_rows": max_rows, "near_dup": near_dup, "exclude": [str(p) for p in exclude]}
+    if exclude:
+        options["exclude_ngram"] = exclude_ngram
     if pairs is not None:
         options.update(pairs=pairs, min_margin=min_margin)
     table, parts = read_inputs(inputs, splits)
+    benchmarks = read_benchmarks(list(exclude)) if exclude else None
     n = table.num_rows
     input_of = np.zeros(n, dtype=np.int32)
     for number, _, _, start, rows in parts:
         input_of[start : start + rows] = number
     with DatasetWriter(out, command="split", options=options, overwrite=overwrite, count_rows_out=False) as writer:
-        for directory in dict.fromkeys(str(p) for p in [*inputs, *exclude]):  # each manifest pins its shards' sha256
-            writer.add_input(Path(directory) / "prefdata.json")
+        for path in dict.fromkeys(str(p) for p in [*inputs, *exclude]):  # each manifest pins its shards' sha256
+            writer.add_input(Path(path) / "prefdata.json" if Path(path).is_dir() else path)
         writer.count_in(n)
         dropped = _Drops(table, parts)
         alive = np.ones(n, dtype=bool)
@@ -183,12 +190,9 @@ def split_datasets(
         gone, kept = dedup.exact_duplicates(table)
         dropped.add(gone, "duplicate", kept, "same id as a row that was kept")
         alive[gone] = False
-        if exclude:
-            eval_keys = np.concatenate([dedup.prompt_keys(read_inputs([d], None)[0]) for d in exclude])
-            info(f"decontaminating against {len(np.unique(eval_keys)):,} prompts from {len(exclude)} dataset(s)", quiet)
-            hit = alive & np.isin(dedup.prompt_keys(table), eval_keys)
-            dropped.add(np.flatnonzero(hit), "contaminated", None, "the prompt occurs in an --exclude dataset")
-            alive &= ~hit
+        decontamination = None
+        if benchmarks is not None:
+            decontamination = _decontaminate(table, alive, benchmarks, exclude_ngram, dropped, quiet)
         if near_dup is not None:
             candidates = np.flatnonzero(alive)
             gone, kept = dedup.near_duplicates(table, near_dup, rows=candidates,
@@ -256,7 +260,7 @@ def split_datasets(
                 rows_per_split[name] = int(chosen.sum())
         dropped.flush(writer)
         writer.count_out(n - dropped.count)
-        _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing.counts, blend_report, dropped, near_dup, exclude)
+        _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing.counts, blend_report, decontamination, dropped, near_dup, exclude)
     return writer.manifest
 
 
@@ -290,6 +294,21 @@ class _Drops:
                 writer.quarantine(reason, message, record, file=f"{part[1]}/{part[2]}", index=row - part[3])
 
 
+def _decontaminate(table: pa.Table, alive: np.ndarray, benchmarks: Benchmarks, ngram: int, dropped: _Drops,
+                   quiet: bool) -> dict[str, Any]:
+    """Quarantine the live rows whose prompt is (or holds an ``ngram``-word run of) a benchmark prompt; the report."""
+    how = f"exact prompts and {ngram}-grams" if ngram else "exact prompts only"
+    info(f"decontaminating against {len(benchmarks.ids):,} prompts from {len(set(benchmarks.files))} benchmark(s), {how}", quiet)
+    checked = np.flatnonzero(alive)
+    removals = contaminated(table, checked, benchmarks, ngram)
+    dropped.add(removals.rows, "contaminated", None, removals.messages, removals.details)
+    alive[removals.rows] = False
+    return {"benchmarks": list(dict.fromkeys(benchmarks.files)), "benchmark_prompts": len(benchmarks.ids), "ngram": ngram,
+            "min_run_words": min(ngram, MIN_RUN_WORDS) if ngram else None, "rows_checked": len(checked),
+            "removed_exact": removals.exact, "removed_ngram": removals.ngram,
+            "rows_kept": len(checked) - len(removals.rows)}
+
+
 def _group_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary.to_pylist()
@@ -316,7 +335,7 @@ def _drop_known_ids(pairs: list[dict], ids: pa.ChunkedArray, alive: np.ndarray) 
     return list(unique.values())
 
 
-def _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_report, dropped, near_dup, exclude):
+def _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_report, decontamination, dropped, near_dup, exclude):
     total = sum(rows_per_split.values())
     per_phase = {p: rows_per_split[f"{p}_train"] + rows_per_split[f"{p}_eval"] for p in PHASES}
     requested = {p: r / sum(ratio) for p, r in zip(PHASES, ratio)}
@@ -336,6 +355,8 @@ def _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_r
     writer.extra["pairing"] = pairing
     if blend_report is not None:
         writer.extra["blend"] = blend_report
+    if decontamination is not None:
+        writer.extra["decontamination"] = decontamination
     for phase in PHASES:
         if requested[phase] > 0 and per_phase[phase] == 0:
             writer.warn(f"phase {phase} is empty although its ratio is {ratio[PHASES.index(phase)]:g}")
