@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_BLOCK_VALUES = 1 << 20
 _HEX = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
@@ -188,10 +189,11 @@ def minhash_signatures(texts: pa.Array, *, num_perm: int = 64, ngram: int = 3, s
         return signatures
     has = np.unique(rows)
     starts = np.searchsorted(rows, has)
+    step = max(1, _BLOCK_VALUES // len(shingle))  # permutations per numpy pass: few texts need one pass, not num_perm
     with np.errstate(over="ignore"):
-        for p in range(num_perm):
-            permuted = ((shingle * mult[p] + add[p]) >> np.uint64(32)).astype(np.uint32)
-            signatures[has, p] = np.minimum.reduceat(permuted, starts)
+        for p in range(0, num_perm, step):
+            permuted = ((shingle[:, None] * mult[None, p : p + step] + add[None, p : p + step]) >> np.uint64(32))
+            signatures[has, p : p + step] = np.minimum.reduceat(permuted.astype(np.uint32), starts, axis=0)
     return signatures
 
 
@@ -234,12 +236,9 @@ def similar_pairs(
     has_words = signatures[:, 0] != np.iinfo(np.uint32).max
     bands, width = lsh_params(threshold, num_perm)
     first, second = [], []
+    keys = band_keys(signatures, bands, width)
     for band in range(bands):
-        block = signatures[:, band * width : (band + 1) * width].astype(np.uint64)
-        key = np.zeros(n, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for column in block.T:
-                key = splitmix64(key * np.uint64(0x100000001B3) + column)
+        key = keys[:, band]
         candidates = np.flatnonzero(has_words)
         order = candidates[np.argsort(key[candidates], kind="stable")]
         sorted_key = key[order]
@@ -258,6 +257,17 @@ def similar_pairs(
     agree = np.concatenate([(signatures[a[i : i + 200_000]] == signatures[b[i : i + 200_000]]).mean(axis=1) >= threshold
                             for i in range(0, len(a), 200_000)])
     return a[agree], b[agree]
+
+
+def band_keys(signatures: np.ndarray, bands: int, width: int) -> np.ndarray:
+    """LSH: one 64-bit key per row and band (N x bands) from ``width`` signature columns each; equal keys = a shared
+    bucket."""
+    blocks = signatures[:, : bands * width].astype(np.uint64).reshape(len(signatures), bands, width)
+    keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in range(width):
+            keys = splitmix64(keys * np.uint64(0x100000001B3) + blocks[:, :, column])
+    return keys
 
 
 def keep_smallest_id(a: np.ndarray, b: np.ndarray, ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
