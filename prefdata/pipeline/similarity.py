@@ -80,7 +80,7 @@ def signatures(texts: Sequence[str], num_perm: int = NUM_PERM) -> np.ndarray:
 class NearDuplicateIndex:
     """Add texts one by one; `match` finds an indexed text with ROUGE-L >= ``threshold``, if any.
 
-    ``signature`` arguments take a row of `signatures` computed in bulk (much faster than one text at a time).
+    ``keys`` arguments take a text's row of `bucket_keys` computed in bulk for many texts.
     """
 
     def __init__(self, threshold: float = 0.7, *, num_perm: int = NUM_PERM) -> None:
@@ -93,22 +93,21 @@ class NearDuplicateIndex:
         self.candidates = 0  # indexed texts an LSH bucket proposed (for the benchmark)
         self.comparisons = 0  # exact ROUGE-L computations done (for tests and the docs)
 
-    def _keys(self, text: str, signature: np.ndarray | None) -> list[int]:
-        if signature is None:
-            signature = signatures([text], self.num_perm)[0]
-        return dedup.band_keys(signature[None, :], self.bands, self.rows)[0].tolist()
+    def bucket_keys(self, texts: Sequence[str]) -> list[list[int]]:
+        """The LSH bucket of each text in each band, computed in bulk (one text at a time costs ~1 ms each)."""
+        return dedup.band_keys(signatures(texts, self.num_perm), self.bands, self.rows).tolist()
 
     def _length_bounds(self, n: int) -> tuple[float, float]:
         ratio = self.threshold / (2 - self.threshold)
         return ratio * n - 1e-9, n / ratio + 1e-9
 
-    def match(self, text: str, signature: np.ndarray | None = None) -> tuple[int, float] | None:
+    def match(self, text: str, keys: list[int] | None = None) -> tuple[int, float] | None:
         """``(index, score)`` of the first (lowest-index) indexed text at or above the threshold that LSH proposes."""
         toks = tokens(text)
         if not toks:
             return None
         found: set[int] = set()
-        for bucket, key in zip(self._buckets, self._keys(text, signature)):
+        for bucket, key in zip(self._buckets, keys or self.bucket_keys([text])[0]):
             found.update(bucket.get(key, ()))
         self.candidates += len(found)
         low, high = self._length_bounds(len(toks))
@@ -122,12 +121,12 @@ class NearDuplicateIndex:
                 return doc, score
         return None
 
-    def add(self, text: str, signature: np.ndarray | None = None) -> int:
+    def add(self, text: str, keys: list[int] | None = None) -> int:
         toks = tokens(text)
         index = len(self._docs)
         self._docs.append((text, toks))
         if toks:
-            for bucket, key in zip(self._buckets, self._keys(text, signature)):
+            for bucket, key in zip(self._buckets, keys or self.bucket_keys([text])[0]):
                 bucket[key].append(index)
         return index
 
@@ -144,8 +143,8 @@ def first_of_near_duplicates(texts: Sequence[str], threshold: float = 0.7, index
     with a text kept before it (or already in ``index``)."""
     index = NearDuplicateIndex(threshold) if index is None else index
     kept = []
-    for position, (text, signature) in enumerate(zip(texts, signatures(texts, index.num_perm))):
-        if index.match(text, signature) is None:
-            index.add(text, signature)
+    for position, (text, keys) in enumerate(zip(texts, index.bucket_keys(texts))):
+        if index.match(text, keys) is None:
+            index.add(text, keys)
             kept.append(position)
     return kept
