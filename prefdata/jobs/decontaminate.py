@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.pipeline import dedup
@@ -91,23 +90,25 @@ def ngram_matches(texts: pa.Array, benchmark: pa.Array, ngram: int) -> tuple[np.
     Returns ``(text positions, benchmark position, the run of words)`` per contaminated text, ascending; each text names
     the longest run size it matched and, within it, its first run in the text and the lowest benchmark position.
     """
-    lengths = pc.list_value_length(dedup.words(benchmark)).to_numpy(zero_copy_only=False)
+    bench_words = dedup.Words(benchmark)
+    lengths = np.diff(bench_words.offsets)
     run = np.minimum(lengths, ngram)
     searchable = lengths >= min(ngram, MIN_RUN_WORDS)
+    text_words = dedup.Words(texts)
     found: dict[int, tuple[int, str]] = {}
     for size in sorted({int(s) for s in run[searchable]}, reverse=True):
-        members = np.flatnonzero(searchable & (run == size))
-        bench_hash, bench_row, _, _ = dedup.word_shingles(benchmark.take(pa.array(members)), size, whole_if_shorter=False)
-        owner = members[bench_row]
+        bench_hash, owner, _ = bench_words.shingles(size, whole_if_shorter=False)
+        wanted = searchable[owner] & (run[owner] == size)
+        bench_hash, owner = bench_hash[wanted], owner[wanted]
         order = np.lexsort((owner, bench_hash))
         bench_hash, owner = bench_hash[order], owner[order]
-        text_hash, text_row, start, flat = dedup.word_shingles(texts, size, whole_if_shorter=False)
+        text_hash, text_row, start = text_words.shingles(size, whole_if_shorter=False)
         hit = np.flatnonzero(np.isin(text_hash, bench_hash))
         first_rows, first = np.unique(text_row[hit], return_index=True)
         for row, at in zip(first_rows.tolist(), hit[first].tolist()):
             if row not in found:
                 bench_at = int(owner[np.searchsorted(bench_hash, text_hash[at])])
-                found[row] = (bench_at, " ".join(flat.slice(int(start[at]), size).to_pylist()))
+                found[row] = (bench_at, " ".join(text_words.flat.slice(int(start[at]), size).to_pylist()))
     rows = sorted(found)
     return (np.array(rows, dtype=np.int64), np.array([found[r][0] for r in rows], dtype=np.int64),
             [found[r][1] for r in rows])

@@ -1,8 +1,9 @@
 """The phase split (design §4): SFT / reward model / PPO, each with train and eval, without leakage.
 
-Steps, each over whole Arrow columns: read every input split (memory-mapped), drop exact duplicates, contaminated and
-near-duplicate rows, blend inputs by weight, pair scored rows, then assign each `group` to one phase and one part with a
-seeded hash. A group's phase depends only on (seed, group, the kinds of its rows), so the result does not depend on row
+Steps, each over whole Arrow columns: read every input split (memory-mapped), drop exact duplicates, contaminated rows
+(`prefdata.jobs.decontaminate`: exact prompt or 13-gram overlap with an ``--exclude`` benchmark) and near-duplicate
+rows, blend inputs by weight, pair scored rows (`prefdata.jobs.split_pairs`: ``--pairs`` policy, ``--min-margin``), then
+assign each `group` to one phase and one part with a seeded hash. A group's phase depends only on (seed, group, the kinds of its rows), so the result does not depend on row
 order or process count, and appended rows never move old groups. Rows are written in a seeded order derived from their
 ids, so a shuffled input gives byte-identical output.
 

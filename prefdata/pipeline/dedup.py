@@ -144,35 +144,35 @@ def words(texts: pa.Array) -> pa.ListArray:
     return pc.utf8_split_whitespace(pc.replace_substring_regex(pc.utf8_lower(texts), r"[^\w\s]+", " "))
 
 
-def word_shingles(texts: pa.Array, ngram: int, *, whole_if_shorter: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
-    """64-bit hashes of every run of ``ngram`` consecutive words of each text.
+class Words:
+    """The words of many texts, hashed once: `shingles` then reads runs of any length without re-tokenising."""
 
-    Returns ``(hashes, row, start, flat_words)``: the text and first-word position (in ``flat_words``) of each shingle.
-    A text shorter than ``ngram`` words gives one shingle of all its words when ``whole_if_shorter``, else none. A
-    shingle's hash depends only on its words, so equal runs in different texts (or tables) hash equal.
-    """
-    split = words(texts)
-    offsets = split.offsets.to_numpy().astype(np.int64)
-    offsets = offsets - offsets[0]
-    flat = split.flatten()
-    empty = np.zeros(0, dtype=np.int64)
-    if len(flat) == 0:
-        return np.zeros(0, dtype=np.uint64), empty, empty, flat
-    word_hash = hash64_column(flat, "word\0")
-    row_of = np.repeat(np.arange(len(texts)), np.diff(offsets))
-    end_of = offsets[1:][row_of]
-    pos = np.arange(len(flat))
-    shingle = np.zeros(len(flat), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(ngram):
-            nxt = np.minimum(pos + k, len(flat) - 1)
-            part = np.where(pos + k < end_of, word_hash[nxt], np.uint64(0))
-            shingle = splitmix64(shingle * np.uint64(0x100000001B3) + part)
-    valid = pos + ngram <= end_of
-    if whole_if_shorter:
-        valid |= (pos == offsets[:-1][row_of]) & (end_of - offsets[:-1][row_of] < ngram)
-    return shingle[valid], row_of[valid], pos[valid], flat
+    def __init__(self, texts: pa.Array) -> None:
+        split = words(texts)
+        offsets = split.offsets.to_numpy().astype(np.int64)
+        self.offsets = offsets - offsets[0]
+        self.flat = split.flatten()
+        self.hashes = hash64_column(self.flat, "word\0") if len(self.flat) else np.zeros(0, dtype=np.uint64)
+        self.row = np.repeat(np.arange(len(texts)), np.diff(self.offsets))
+
+    def shingles(self, ngram: int, *, whole_if_shorter: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """64-bit hashes of every run of ``ngram`` consecutive words of each text, as ``(hashes, row, start)``: the
+        text and first-word position (in `flat`) of each. A text shorter than ``ngram`` words gives one shingle of
+        all its words when ``whole_if_shorter``, else none. A hash depends only on the words, so equal runs in
+        different texts (or tables) hash equal."""
+        n = len(self.flat)
+        pos = np.arange(n)
+        end_of = self.offsets[1:][self.row]
+        shingle = np.zeros(n, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for k in range(ngram):
+                part = np.where(pos + k < end_of, self.hashes[np.minimum(pos + k, max(n - 1, 0))], np.uint64(0))
+                shingle = splitmix64(shingle * np.uint64(0x100000001B3) + part)
+        valid = pos + ngram <= end_of
+        if whole_if_shorter:
+            start_of = self.offsets[:-1][self.row]
+            valid |= (pos == start_of) & (end_of - start_of < ngram)
+        return shingle[valid], self.row[valid], pos[valid]
 
 
 def minhash_signatures(texts: pa.Array, *, num_perm: int = 64, ngram: int = 3, seed: int = 0) -> np.ndarray:
@@ -184,7 +184,7 @@ def minhash_signatures(texts: pa.Array, *, num_perm: int = 64, ngram: int = 3, s
     rng = np.random.default_rng(0x5EED + seed)
     mult = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
     add = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
-    shingle, rows, _, _ = word_shingles(texts, ngram)
+    shingle, rows, _ = Words(texts).shingles(ngram)
     if len(shingle) == 0:
         return signatures
     has = np.unique(rows)
