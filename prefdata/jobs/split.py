@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES, SERVES, SPLITS
-from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, RowKind
+from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, PREFERENCE_SCHEMA_IDS, RowKind
 from prefdata.jobs.decontaminate import MIN_RUN_WORDS, Benchmarks, contaminated, read_benchmarks
 from prefdata.jobs.split_pairs import check_policy, pair_scored
 from prefdata.pipeline import dedup
@@ -37,7 +37,7 @@ from prefdata.pipeline.progress import info, progress
 from prefdata.storage.dataset import DatasetWriter, load_tables, read_manifest
 
 # Row kinds as the small integer codes the split computes with (`row_kinds`), and what each serves, in PHASES order.
-KIND_CODES: tuple[RowKind, ...] = ("pair", "demonstration", "prompt_only", "scored")
+KIND_CODES: tuple[RowKind, ...] = ("pair", "demonstration", "prompt_only", "scored", "unpaired")
 _SERVES = np.array([[phase in SERVES[kind] for phase in PHASES] for kind in KIND_CODES])
 _WRITE_ROWS = 50_000
 
@@ -81,7 +81,7 @@ def read_inputs(directories: Sequence[str | os.PathLike], splits: Sequence[str] 
     tables, parts, start = [], [], 0
     for number, directory in enumerate(directories):
         manifest = read_manifest(directory)
-        if manifest.get("schema") != PREFERENCE_SCHEMA_ID:
+        if manifest.get("schema") not in PREFERENCE_SCHEMA_IDS:
             raise PrefdataError(f"holds {manifest.get('schema')} rows; split needs {PREFERENCE_SCHEMA_ID}", file=str(directory))
         dataset_tables = load_tables(directory)
         names = list(splits) if splits else list(dataset_tables)
@@ -99,11 +99,14 @@ def read_inputs(directories: Sequence[str | os.PathLike], splits: Sequence[str] 
 def row_kinds(table: pa.Table) -> np.ndarray:
     """`row_kind` of every row as its index in KIND_CODES (a scored single reply is paired later, else a
     demonstration)."""
-    chosen = pc.is_valid(table.column("chosen")).to_numpy(zero_copy_only=False)
-    rejected = pc.is_valid(table.column("rejected")).to_numpy(zero_copy_only=False)
-    scored = pc.is_valid(table.column("chosen_score")).to_numpy(zero_copy_only=False)
+    def valid(*names: str) -> np.ndarray:  # a reply is set as text or as turns (`has_reply`)
+        return np.logical_or.reduce([pc.is_valid(table.column(n)).to_numpy(zero_copy_only=False) for n in names])
+
+    chosen, rejected = valid("chosen", "chosen_turns"), valid("rejected", "rejected_turns")
+    scored, unpaired = valid("chosen_score"), valid("label")
     code = KIND_CODES.index
-    return np.select([chosen & rejected, chosen & scored, chosen], [code("pair"), code("scored"), code("demonstration")],
+    return np.select([unpaired, chosen & rejected, chosen & scored, chosen],
+                     [code("unpaired"), code("pair"), code("scored"), code("demonstration")],
                      default=code("prompt_only")).astype(np.int8)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from prefdata.contract.errors import PrefdataError, RowError
-from prefdata.contract.row import make_row, prompt_group, row_meta
+from prefdata.contract.row import make_row, prompt_group, reply, row_meta
 
 POLICIES = ("all", "best-worst", "best-vs-rest")
 
@@ -63,12 +63,6 @@ def comparisons(size: int, policy: str) -> list[tuple[int, int]]:
     return [(0, j) for j in range(1, size)]
 
 
-def _reply(row: dict) -> Any:
-    """The chosen continuation as make_row takes it: the turns when the row has them (/2), else the text."""
-    turns = row.get("chosen_turns")
-    return turns if turns is not None else row["chosen"]
-
-
 def pair_scored(table: pa.Table, rows: np.ndarray, input_of: np.ndarray, *, policy: str | None = None,
                 min_margin: float = 0.0) -> Pairing:
     """Pairs from the scored rows ``rows`` of ``table`` by ``policy`` (None: historical `all`, see the module doc)."""
@@ -91,7 +85,7 @@ def pair_scored(table: pa.Table, rows: np.ndarray, input_of: np.ndarray, *, poli
                                    "chosen": {"id": hi["id"], "score": hi["chosen_score"], "meta": row_meta(hi)},
                                    "rejected": {"id": lo["id"], "score": lo["chosen_score"], "meta": row_meta(lo)}}
             try:
-                result.pairs.append(make_row(hi["prompt"], _reply(hi), _reply(lo), source=hi["source"],
+                result.pairs.append(make_row(hi["prompt"], reply(hi, "chosen"), reply(lo, "chosen"), source=hi["source"],
                                              group=hi["group"], chosen_score=hi["chosen_score"],
                                              rejected_score=lo["chosen_score"], meta=meta))
             except RowError:  # identical replies with different scores: nothing to learn from this pair
