@@ -1,11 +1,12 @@
 """Benchmark: the near-duplicate prompt filter (`prefdata.pipeline.similarity`, ROUGE-L, MinHash/LSH candidates) from
 1,000 to 100,000 prompts, and what LSH misses against the all-pairs loop on the real HH prompts.
 
-Input: the first-turn prompts of the real HH-RLHF harmless-base test file (unique texts), then variations of them up to
-the size: each variation replaces about half of its prompt's words by words drawn from the HH prompts' vocabulary and
-adds a unique marker word, so variations are new prompts in the HH style (mostly not near-duplicates of one another);
-one in twenty is instead a near copy (one word replaced), which the filter must drop. Each size is the prefix of one
-sequence, so sizes grow by adding prompts only.
+Input: the first-turn prompts of the real HH-RLHF harmless-base test file (unique texts), then new prompts up to the
+size, one of two kinds: ``variations`` replace about half the words of one HH prompt by words drawn from the HH
+vocabulary and add a unique marker word (so each HH prompt heads a family of partial copies that grows with the size:
+~47 per prompt at 100k, a worst case for any candidate stage); ``markov`` walks the HH prompts' word bigrams (HH-style
+prompts without families). In both, one in twenty is instead a near copy of an earlier prompt (one word replaced), which
+the filter must drop. Each size is the prefix of one sequence, so sizes grow by adding prompts only.
 
 Part growth: time, kept prompts, LSH candidates and exact LCS computed per size, and their ratios to the previous size
 (linear work doubles when the size doubles; quadratic work quadruples). Part recall: on the real prompts, the kept list
@@ -41,18 +42,30 @@ def hh_prompts() -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-def prompt_sequence(base: list[str], size: int, seed: int = 0) -> list[str]:
-    """``base`` then variations of it (see the module doc) up to ``size`` texts."""
+def prompt_sequence(base: list[str], size: int, kind: str = "variations", seed: int = 0) -> list[str]:
+    """``base`` then new prompts up to ``size`` texts (see the module doc); one in twenty is a near copy instead."""
     rng = random.Random(seed)
     vocabulary = sorted({word for text in base for word in text.split()})
+    follows: dict[str, list[str]] = {}
+    for text in base:
+        words = ["<s>", *text.split(), "</s>"]
+        for left, right in zip(words, words[1:]):
+            follows.setdefault(left, []).append(right)
     texts = list(base[:size])
     for i in range(len(texts), size):
-        words = base[i % len(base)].split() or ["empty"]
-        if i % 20 == 0:
+        if i % 20 == 0:  # a near copy: one word of an earlier prompt replaced
+            words = texts[rng.randrange(i)].split() or ["empty"]
             words[rng.randrange(len(words))] = rng.choice(vocabulary)
-        else:
-            words = [rng.choice(vocabulary) if rng.random() < 0.5 else w for w in words] + [f"v{i}"]
-        texts.append(" ".join(words))
+        elif kind == "variations":  # about half the words of one HH prompt replaced, plus a unique marker
+            words = [rng.choice(vocabulary) if rng.random() < 0.5 else w for w in base[i % len(base)].split()] + [f"v{i}"]
+        else:  # "markov": a walk over the HH prompts' word bigrams, no family of variants
+            words, word = [], "<s>"
+            while len(words) < 200:
+                word = rng.choice(follows[word])
+                if word == "</s>":
+                    break
+                words.append(word)
+        texts.append(" ".join(words) or "empty")
     return texts
 
 
@@ -77,11 +90,11 @@ def run_baseline(module, texts: list[str], threshold: float, reference: list[str
     return {"seconds": time.perf_counter() - start, "kept": kept, "candidates": None, "lcs": index.comparisons}
 
 
-def growth(base: list[str], sizes: list[int], threshold: float, baseline) -> None:
-    print(f"\n## growth: ROUGE-L >= {threshold}, HH prompts + variations\n")
+def growth(base: list[str], sizes: list[int], threshold: float, baseline, kind: str) -> None:
+    print(f"\n## growth: ROUGE-L >= {threshold}, HH prompts + {kind}\n")
     print("| prompts | method | kept | LSH candidates | exact LCS | seconds | LCS / prompt | x time | x LCS | peak RSS MB |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    texts = prompt_sequence(base, max(sizes))
+    texts = prompt_sequence(base, max(sizes), kind)
     methods = [("MinHash/LSH + ROUGE-L", lambda t: run_filter(t, threshold))]
     if baseline is not None:
         methods.append(("prefix-filtered index (before)", lambda t: run_baseline(baseline, t, threshold, base)))
@@ -171,6 +184,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.7)
     parser.add_argument("--recall-thresholds", default="0.5,0.6,0.7,0.8,0.9")
     parser.add_argument("--baseline", type=Path, help="an older similarity.py to run on the same sizes")
+    parser.add_argument("--inputs", default="variations,markov", help="which prompt sequences to grow")
     parser.add_argument("--skip-recall", action="store_true")
     args = parser.parse_args()
     base = hh_prompts()
@@ -179,7 +193,8 @@ def main() -> None:
         spec = importlib.util.spec_from_file_location("old_similarity", args.baseline)
         baseline = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(baseline)
-    growth(base, [int(s) for s in args.sizes.split(",")], args.threshold, baseline)
+    for kind in args.inputs.split(","):
+        growth(base, [int(s) for s in args.sizes.split(",")], args.threshold, baseline, kind)
     if not args.skip_recall:
         recall(base, [float(t) for t in args.recall_thresholds.split(",")])
 
