@@ -30,7 +30,7 @@ from prefdata.contract.row import make_row  # noqa: E402
 from prefdata.formats.hh import split_pair  # noqa: E402
 from prefdata.jobs.score import score  # noqa: E402
 from prefdata.llm.engine import LLMConfig  # noqa: E402
-from prefdata.pipeline.similarity import NearDuplicateIndex, rouge_l, tokens  # noqa: E402
+from prefdata.pipeline.similarity import NearDuplicateIndex, first_of_near_duplicates, rouge_l, tokens  # noqa: E402
 from prefdata.storage.dataset import DatasetWriter  # noqa: E402
 
 
@@ -98,12 +98,7 @@ def main() -> None:
 
     start = time.perf_counter()
     index = NearDuplicateIndex(0.7)
-    duplicates = 0
-    for text in prompts:
-        if index.match(text) is None:
-            index.add(text)
-        else:
-            duplicates += 1
+    duplicates = len(prompts) - len(first_of_near_duplicates(prompts, 0.7, index))
     indexed_s = time.perf_counter() - start
     n = len(prompts)
     sub = prompts[: args.subsample]
@@ -112,11 +107,7 @@ def main() -> None:
     brute_s = time.perf_counter() - start
     sub_index = NearDuplicateIndex(0.7)
     start = time.perf_counter()
-    sub_kept = 0
-    for text in sub:
-        if sub_index.match(text) is None:
-            sub_index.add(text)
-            sub_kept += 1
+    sub_kept = len(first_of_near_duplicates(sub, 0.7, sub_index))
     sub_s = time.perf_counter() - start
     assert sub_kept == brute_kept, (sub_kept, brute_kept)
     print(f"\nNear-duplicate filter (ROUGE-L >= 0.7) over the {n:,} real first-turn prompts\n")
