@@ -2,20 +2,23 @@
 
 Self-instruct drops a new instruction whose ROUGE-L F1 against any kept one is >= 0.7. Done naively that is N² LCS
 computations. Here a MinHash/LSH stage (`prefdata.pipeline.dedup`'s MinHash and banding) proposes candidates and the
-exact ROUGE-L decides. ROUGE-L F1 >= t needs an LCS of ``t·(|x|+|y|)/2`` tokens, hence that many shared tokens counted
+exact ROUGE-L decides (only for candidates whose signatures also agree on enough places; see `NearDuplicateIndex`).
+ROUGE-L F1 >= t needs an LCS of ``t·(|x|+|y|)/2`` tokens, hence that many shared tokens counted
 with multiplicity, hence a Jaccard similarity >= ``t/(2-t)`` of the token *multisets* (tokens made unique by occurrence
 number). The signatures are MinHash over those units, and the bands are chosen so that two texts right at that bound
 share a bucket with probability >= `BOUND_RECALL`: the exact check then sees almost every pair that can pass, while its
 work grows with the number of similar texts, not with N². The trade-off: a pair at the bound is missed with probability
-<= 1 - BOUND_RECALL (pairs well above it almost never); `tests/test_llm_similarity.py` shows the same decisions as the
+about 1 - BOUND_RECALL (pairs well above it almost never); `tests/test_llm_similarity.py` shows the same decisions as the
 all-pairs loop on real HH prompts and `bench/similarity_scale.py` measures the misses and the growth.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -77,10 +80,20 @@ def signatures(texts: Sequence[str], num_perm: int = NUM_PERM) -> np.ndarray:
                                     num_perm=num_perm, ngram=1)
 
 
+class Sketch(NamedTuple):
+    """What the index needs of a text besides its tokens: its MinHash signature and its LSH bucket in each band."""
+
+    signature: np.ndarray
+    keys: list[int]
+
+
 class NearDuplicateIndex:
     """Add texts one by one; `match` finds an indexed text with ROUGE-L >= ``threshold``, if any.
 
-    ``keys`` arguments take a text's row of `bucket_keys` computed in bulk for many texts.
+    Candidates are the indexed texts sharing an LSH bucket whose signatures agree on at least `min_agree` places (the
+    Jaccard bound less four standard errors of the MinHash estimate: cheap, vectorised, and it spares the LCS of the
+    many texts that share a bucket by chance); only they get the exact ROUGE-L. ``sketch`` arguments take a text's
+    `sketches` row computed in bulk for many texts (one text at a time costs ~1 ms each).
     """
 
     def __init__(self, threshold: float = 0.7, *, num_perm: int = NUM_PERM) -> None:
@@ -88,30 +101,40 @@ class NearDuplicateIndex:
             raise ValueError("threshold must be in (0, 1]")
         self.threshold, self.num_perm = threshold, num_perm
         self.bands, self.rows = lsh_bands(threshold, num_perm)
+        bound = threshold / (2 - threshold)
+        self.min_agree = math.ceil((bound - 4 * math.sqrt(bound * (1 - bound) / num_perm)) * num_perm - 1e-9)
         self._buckets: list[defaultdict[int, list[int]]] = [defaultdict(list) for _ in range(self.bands)]
         self._docs: list[tuple[str, list[str]]] = []
+        self._signatures = np.zeros((16, num_perm), dtype=np.uint32)
         self.candidates = 0  # indexed texts an LSH bucket proposed (for the benchmark)
         self.comparisons = 0  # exact ROUGE-L computations done (for tests and the docs)
 
-    def bucket_keys(self, texts: Sequence[str]) -> list[list[int]]:
-        """The LSH bucket of each text in each band, computed in bulk (one text at a time costs ~1 ms each)."""
-        return dedup.band_keys(signatures(texts, self.num_perm), self.bands, self.rows).tolist()
+    def sketches(self, texts: Sequence[str]) -> list[Sketch]:
+        """Signature and bucket keys of each text, computed in one vectorised pass."""
+        sigs = signatures(texts, self.num_perm)
+        return [Sketch(sig, keys) for sig, keys in zip(sigs, dedup.band_keys(sigs, self.bands, self.rows).tolist())]
 
     def _length_bounds(self, n: int) -> tuple[float, float]:
         ratio = self.threshold / (2 - self.threshold)
         return ratio * n - 1e-9, n / ratio + 1e-9
 
-    def match(self, text: str, keys: list[int] | None = None) -> tuple[int, float] | None:
-        """``(index, score)`` of the first (lowest-index) indexed text at or above the threshold that LSH proposes."""
+    def match(self, text: str, sketch: Sketch | None = None) -> tuple[int, float] | None:
+        """``(index, score)`` of the first (lowest-index) indexed text at or above the threshold among the
+        candidates."""
         toks = tokens(text)
         if not toks:
             return None
+        sketch = sketch or self.sketches([text])[0]
         found: set[int] = set()
-        for bucket, key in zip(self._buckets, keys or self.bucket_keys([text])[0]):
+        for bucket, key in zip(self._buckets, sketch.keys):
             found.update(bucket.get(key, ()))
         self.candidates += len(found)
+        if not found:
+            return None
+        docs = np.fromiter(sorted(found), dtype=np.int64, count=len(found))
+        docs = docs[(self._signatures[docs] == sketch.signature).sum(axis=1) >= self.min_agree]
         low, high = self._length_bounds(len(toks))
-        for doc in sorted(found):
+        for doc in docs.tolist():
             other = self._docs[doc][1]
             if not low <= len(other) <= high:
                 continue
@@ -121,12 +144,16 @@ class NearDuplicateIndex:
                 return doc, score
         return None
 
-    def add(self, text: str, keys: list[int] | None = None) -> int:
+    def add(self, text: str, sketch: Sketch | None = None) -> int:
         toks = tokens(text)
         index = len(self._docs)
         self._docs.append((text, toks))
         if toks:
-            for bucket, key in zip(self._buckets, keys or self.bucket_keys([text])[0]):
+            sketch = sketch or self.sketches([text])[0]
+            if index == len(self._signatures):
+                self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
+            self._signatures[index] = sketch.signature
+            for bucket, key in zip(self._buckets, sketch.keys):
                 bucket[key].append(index)
         return index
 
@@ -143,8 +170,8 @@ def first_of_near_duplicates(texts: Sequence[str], threshold: float = 0.7, index
     with a text kept before it (or already in ``index``)."""
     index = NearDuplicateIndex(threshold) if index is None else index
     kept = []
-    for position, (text, keys) in enumerate(zip(texts, index.bucket_keys(texts))):
-        if index.match(text, keys) is None:
-            index.add(text, keys)
+    for position, (text, sketch) in enumerate(zip(texts, index.sketches(texts))):
+        if index.match(text, sketch) is None:
+            index.add(text, sketch)
             kept.append(position)
     return kept
