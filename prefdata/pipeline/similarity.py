@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -103,7 +103,7 @@ class NearDuplicateIndex:
         self.bands, self.rows = lsh_bands(threshold, num_perm)
         bound = threshold / (2 - threshold)
         self.min_agree = math.ceil((bound - 4 * math.sqrt(bound * (1 - bound) / num_perm)) * num_perm - 1e-9)
-        self._buckets: list[defaultdict[int, list[int]]] = [defaultdict(list) for _ in range(self.bands)]
+        self._buckets: list[dict[int, int | list[int]]] = [{} for _ in range(self.bands)]
         self._docs: list[tuple[str, list[str]]] = []
         self._signatures = np.zeros((16, num_perm), dtype=np.uint32)
         self.candidates = 0  # indexed texts an LSH bucket proposed (for the benchmark)
@@ -127,7 +127,11 @@ class NearDuplicateIndex:
         sketch = sketch or self.sketches([text])[0]
         found: set[int] = set()
         for bucket, key in zip(self._buckets, sketch.keys):
-            found.update(bucket.get(key, ()))
+            members = bucket.get(key)
+            if isinstance(members, list):
+                found.update(members)
+            elif members is not None:
+                found.add(members)
         self.candidates += len(found)
         if not found:
             return None
@@ -154,7 +158,12 @@ class NearDuplicateIndex:
                 self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
             self._signatures[index] = sketch.signature
             for bucket, key in zip(self._buckets, sketch.keys):
-                bucket[key].append(index)
+                members = bucket.setdefault(key, index)  # a lone member is stored bare: most buckets hold one
+                if members != index:
+                    if isinstance(members, list):
+                        members.append(index)
+                    else:
+                        bucket[key] = [members, index]
         return index
 
     def text(self, index: int) -> str:
