@@ -98,6 +98,7 @@ def growth(base: list[str], sizes: list[int], threshold: float, baseline, kind: 
     methods = [("MinHash/LSH + ROUGE-L", lambda t: run_filter(t, threshold))]
     if baseline is not None:
         methods.append(("prefix-filtered index (before)", lambda t: run_baseline(baseline, t, threshold, base)))
+    run_filter(texts[:200], threshold)  # warm-up: the first call pays pyarrow's and numpy's lazy set-up
     for name, method in methods:
         previous = None
         for size in sizes:
