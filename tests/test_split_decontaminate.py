@@ -98,3 +98,16 @@ def test_bad_benchmark_file_is_one_line_error(tmp_path):
     with pytest.raises(PrefdataError) as info:
         read_benchmarks([bench])
     assert str(info.value).startswith(f"{bench}:2: prompt:")
+
+
+def test_rolling_runs_hash_equal_word_runs_equal_wherever_they_stand():
+    from prefdata.pipeline.dedup import Words
+
+    words = Words(pa.array(["a b c d e", "x y c d e", "c d", "d c"]))
+    hashes, rows, starts = words.runs(2)
+    by_text = {" ".join(words.flat.slice(int(s), 2).to_pylist()): h for h, s in zip(hashes.tolist(), starts.tolist())}
+    assert rows.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2, 3]
+    cd = [h for h, s in zip(hashes.tolist(), starts.tolist()) if words.flat.slice(int(s), 2).to_pylist() == ["c", "d"]]
+    assert len(cd) == 3 and len(set(cd)) == 1  # "c d" in three texts, three places: one hash
+    assert len(set(by_text.values())) == len(by_text)  # different runs ("c d" vs "d c", ...) differ
+    assert len(words.runs(3)[0]) == 3 + 3  # texts 3 and 4 have no 3-word run

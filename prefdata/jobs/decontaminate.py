@@ -29,7 +29,7 @@ from prefdata.storage.dataset import load_tables
 from prefdata.storage.readers import BadRecord, check_input_file, iter_records
 
 MIN_RUN_WORDS = 8
-_CHUNK_ROWS = 200_000
+_CHUNK_ROWS = 50_000  # rows per pass: bounds the per-word arrays (~40 bytes a word)
 
 
 @dataclass
@@ -97,12 +97,12 @@ def ngram_matches(texts: pa.Array, benchmark: pa.Array, ngram: int) -> tuple[np.
     text_words = dedup.Words(texts)
     found: dict[int, tuple[int, str]] = {}
     for size in sorted({int(s) for s in run[searchable]}, reverse=True):
-        bench_hash, owner, _ = bench_words.shingles(size, whole_if_shorter=False)
+        bench_hash, owner, _ = bench_words.runs(size)
         wanted = searchable[owner] & (run[owner] == size)
         bench_hash, owner = bench_hash[wanted], owner[wanted]
         order = np.lexsort((owner, bench_hash))
         bench_hash, owner = bench_hash[order], owner[order]
-        text_hash, text_row, start = text_words.shingles(size, whole_if_shorter=False)
+        text_hash, text_row, start = text_words.runs(size)
         hit = np.flatnonzero(np.isin(text_hash, bench_hash))
         first_rows, first = np.unique(text_row[hit], return_index=True)
         for row, at in zip(first_rows.tolist(), hit[first].tolist()):

@@ -3,8 +3,9 @@
 Steps, each over whole Arrow columns: read every input split (memory-mapped), drop exact duplicates, contaminated rows
 (`prefdata.jobs.decontaminate`: exact prompt or 13-gram overlap with an ``--exclude`` benchmark) and near-duplicate
 rows, blend inputs by weight, pair scored rows (`prefdata.jobs.split_pairs`: ``--pairs`` policy, ``--min-margin``), then
-assign each `group` to one phase and one part with a seeded hash. A group's phase depends only on (seed, group, the kinds of its rows), so the result does not depend on row
-order or process count, and appended rows never move old groups. Rows are written in a seeded order derived from their
+assign each `group` to one phase and one part with a seeded hash. A group's phase depends only on (seed, group, the
+kinds of its rows), so the result does not depend on row order or process count, and appended rows never move old
+groups. Rows are written in a seeded order derived from their
 ids, so a shuffled input gives byte-identical output.
 
 Which phases a row can serve is `prefdata.contract.phases.SERVES` (design §1): a pair serves sft (prompt + chosen), rm,
@@ -227,13 +228,13 @@ def split_datasets(
                     [message for _, message in left_out])
         alive[[index for index, _ in left_out]] = False
         used = pairing.used
-        pairs = _drop_known_ids(pairing.pairs, table.column("id"), alive)
-        pair_table = pa.Table.from_pylist(pairs, schema=PREFERENCE_SCHEMA)
+        pair_rows = _drop_known_ids(pairing.pairs, table.column("id"), alive)
+        pair_table = pa.Table.from_pylist(pair_rows, schema=PREFERENCE_SCHEMA)
         units = np.flatnonzero(alive)
         units = np.setdiff1d(units, used, assume_unique=True)
-        full = pa.concat_tables([table, pair_table]) if pairs else table
-        unit_kind = np.concatenate([kinds[units], np.full(len(pairs), KIND_CODES.index("pair"), dtype=np.int8)])
-        unit_rows = np.concatenate([units, n + np.arange(len(pairs))])
+        full = pa.concat_tables([table, pair_table]) if pair_rows else table
+        unit_kind = np.concatenate([kinds[units], np.full(len(pair_rows), KIND_CODES.index("pair"), dtype=np.int8)])
+        unit_rows = np.concatenate([units, n + np.arange(len(pair_rows))])
         unit_row_key = np.concatenate([row_key[units], _row_keys(pair_table.column("id"), seed)])
         codes, uniques = _group_codes(pc.take(full.column("group"), pa.array(unit_rows, type=pa.int64())))
         size = np.bincount(codes, minlength=len(uniques))

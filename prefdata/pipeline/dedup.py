@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BLOCK_VALUES = 1 << 20
+_ROLL_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2^64
+_ROLL_INVERSE = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))
 _HEX = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
@@ -154,6 +156,22 @@ class Words:
         self.flat = split.flatten()
         self.hashes = hash64_column(self.flat, "word\0") if len(self.flat) else np.zeros(0, dtype=np.uint64)
         self.row = np.repeat(np.arange(len(texts)), np.diff(self.offsets))
+        self._rolling: tuple[np.ndarray, np.ndarray] | None = None
+
+    def runs(self, ngram: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like `shingles` (no short texts), but a polynomial rolling hash: after one prefix sum, each run length costs
+        a few array operations instead of ``ngram`` passes (decontamination tries several lengths over millions of
+        words: 100k HH rows, `bench/decontam.py`). A different hash from `shingles`, which MinHash keeps unchanged."""
+        n = len(self.flat)
+        with np.errstate(over="ignore"):
+            if self._rolling is None:  # hash(run i..i+k) = B^(i+k-1) * sum_j h_j B^-j, position-free, mod 2^64
+                powers, inverse = (np.concatenate([np.ones(1, np.uint64), np.cumprod(np.full(n, base, np.uint64))[:-1]])
+                                   for base in (_ROLL_BASE, _ROLL_INVERSE))
+                self._rolling = (np.concatenate([np.zeros(1, np.uint64), np.cumsum(self.hashes * inverse)]), powers)
+            prefix, powers = self._rolling
+            start = np.flatnonzero(np.arange(n) + ngram <= self.offsets[1:][self.row])
+            window = (prefix[start + ngram] - prefix[start]) * powers[start + ngram - 1]
+            return splitmix64(window ^ np.uint64(ngram)), self.row[start], start
 
     def shingles(self, ngram: int, *, whole_if_shorter: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """64-bit hashes of every run of ``ngram`` consecutive words of each text, as ``(hashes, row, start)``: the
