@@ -103,11 +103,15 @@ def ngram_matches(texts: pa.Array, benchmark: pa.Array, ngram: int) -> tuple[np.
         order = np.lexsort((owner, bench_hash))
         bench_hash, owner = bench_hash[order], owner[order]
         text_hash, text_row, start = text_words.runs(size)
-        hit = np.flatnonzero(np.isin(text_hash, bench_hash))
+        if not len(bench_hash):
+            continue
+        # binary search in the (small) sorted benchmark runs: np.isin would sort all the texts' runs for each size
+        slot = np.minimum(np.searchsorted(bench_hash, text_hash), len(bench_hash) - 1)
+        hit = np.flatnonzero(bench_hash[slot] == text_hash)
         first_rows, first = np.unique(text_row[hit], return_index=True)
         for row, at in zip(first_rows.tolist(), hit[first].tolist()):
             if row not in found:
-                bench_at = int(owner[np.searchsorted(bench_hash, text_hash[at])])
+                bench_at = int(owner[slot[at]])
                 found[row] = (bench_at, " ".join(text_words.flat.slice(int(start[at]), size).to_pylist()))
     rows = sorted(found)
     return (np.array(rows, dtype=np.int64), np.array([found[r][0] for r in rows], dtype=np.int64),
