@@ -67,11 +67,10 @@ def run_prefdata(copy: str, out: str) -> dict:
 
 def _baseline_parse(example: dict) -> dict:
     from prefdata.contract.errors import RowError
-    from prefdata.contract.row import make_row
+    from prefdata.contract.row import PREFERENCE_SCHEMA, make_row
     from prefdata.formats.hh import split_pair
 
-    empty = {"id": None, "source": None, "group": None, "prompt": None, "chosen": None, "rejected": None,
-             "chosen_score": None, "rejected_score": None, "meta": None, "reason": None}
+    empty = dict.fromkeys([*PREFERENCE_SCHEMA.names, "reason"])  # every column, whichever schema version
     try:
         prompt, chosen, rejected = split_pair(example["chosen"], example["rejected"])
         row = make_row(prompt, chosen, rejected, source="hh-rlhf/harmless-base")

@@ -32,16 +32,22 @@ def tree_digest(root: Path, replace: dict[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
+# prefdata.preference/2 changed the bytes of the shards (three more columns, all null for these rows, and the message
+# struct widened by the tool fields: Arrow data, shard metadata, dataset_info.json, and state.json's fingerprint) and
+# of the canonical-row exports (jsonl: three null keys per row; parquet: the /2 schema). Rows, ids, groups, splits and
+# quarantine lines are unchanged (tests/test_storage_v2.py pins the HH ids; the trl/dschat/chatllama exports keep
+# their digests). The /1 digests: sample/raw 44b701fdff9a46c5, sample/split 1f562a53ad31e175, sample/export-jsonl
+# c8b7765744618d29, sample/export-parquet 4987941be7382900, hh/raw 6ca1b133520a3751, hh/split df1466865770ebf5.
 PINNED = {
-    "sample/raw": "44b701fdff9a46c5",  # 0.2.0: quarantine messages name the field (README, Versions)
-    "sample/split": "1f562a53ad31e175",
+    "sample/raw": "30b63a8479679f20",  # /2 shards
+    "sample/split": "4cbad1a2339bdea2",  # /2 shards
     "sample/export-trl": "7347908a35259211",
     "sample/export-dschat": "7fb189116f1b9751",
     "sample/export-chatllama": "7fa9f82a648362f6",
-    "sample/export-jsonl": "c8b7765744618d29",
-    "sample/export-parquet": "4987941be7382900",
-    "hh/raw": "6ca1b133520a3751",
-    "hh/split": "df1466865770ebf5",
+    "sample/export-jsonl": "ce77bd686ffba736",  # /2 columns
+    "sample/export-parquet": "537611f232a04c95",  # /2 schema
+    "hh/raw": "007af7b377d8f5ba",  # /2 shards
+    "hh/split": "e93205f292789fc3",  # /2 shards
     "hh/export-trl": "b229b43d96e5e0f1",
     "hh/export-dschat": "2f5b4338b989c543",
 }

@@ -272,3 +272,25 @@ def test_the_reward_model_data_phase_is_rm(split_dir, tokenizer, tmp_path):
         TokenizeSpec("reward")
     pairs = tokenized(split_dir, "rm_eval", tokenizer, TokenizeSpec("rm"), tmp_path, quiet=True)
     assert pairs.directory.name.startswith("rm-rm_eval-") and "chosen_input_ids" in pairs.columns
+
+
+def test_v2_rows_continuations_render_through_their_messages_and_unpaired_rows_are_no_sft_data(tokenizer, tmp_path):
+    call = [{"id": "c1", "type": "function", "function": {"name": "mul", "arguments": "{}"}}]
+    turns = [{"role": "assistant", "content": "", "tool_calls": call}, {"role": "tool", "content": "42"},
+             {"role": "assistant", "content": "gladly , the cat is red ."}]
+    ask = [{"role": "user", "content": "dog ?"}]
+    rows = [make_row(ask, turns, "whatever .", source="t"), make_row(ask, "gladly , dog .", source="t"),
+            make_row(ask, "gladly .", label=True, source="t"), make_row(ask, None, "whatever .", label=False,
+                                                                         source="t")]
+    eos = tokenizer.eos_token_id
+    stored_turns = rows[0]["chosen_turns"]
+    sft = tokenized(_one_split_dir(tmp_path / "sft", rows, "sft_train"), "sft_train", tokenizer,
+                    TokenizeSpec("sft", max_seq_len=256), tmp_path / "c", quiet=True)
+    assert sft.info["counts"]["not_for_phase"] == 2  # the two unpaired rows
+    assert [sft[i]["input_ids"].tolist() for i in range(len(sft))] == [
+        [*_ids(tokenizer, render(ask, stored_turns)), eos], [*_ids(tokenizer, render(ask, "gladly , dog .")), eos]]
+    assert "<tool_call>" in render(ask, stored_turns)
+    rm = tokenized(_one_split_dir(tmp_path / "rm", rows), "rm_train", tokenizer, TokenizeSpec("rm", max_seq_len=256),
+                   tmp_path / "c", quiet=True)
+    assert len(rm) == 1 and rm.info["counts"]["not_for_phase"] == 3
+    assert rm[0]["chosen_input_ids"].tolist() == [*_ids(tokenizer, render(ask, stored_turns)), eos]

@@ -374,7 +374,7 @@ def read_shard(directory, split):
 def test_a_written_dataset_is_valid(dataset, capsys):
     code, out, err = run_cli(capsys, str(dataset))
     assert code == 0, out + err
-    assert out.strip() == "OK: 300 rows in 1 dataset directory valid"  # the fixture writes 300 rows (250 + 50)
+    assert out.strip() == "OK: 300 rows in 1 dataset directory valid; checked against prefdata.preference/2"  # the fixture writes 300 rows (250 + 50)
     code, out, err = run_cli(capsys, str(dataset / MANIFEST))  # the manifest alone, by its name
     assert code == 0 and "schema manifest" in out, out + err
 

@@ -75,7 +75,9 @@ _CONTENT_HEAD = '{"content":'
 _ROLE_TAIL = {role: f',"role":{encode_basestring(role)}}}' for role in ROLES}
 # Bytes that never occur in UTF-8: they mark, in the joined contents, where a message of each role ends.
 _ROLE_MARK = {"system": b"\xfd", "user": b"\xfe", "assistant": b"\xff", "tool": b"\xfc"}
-_ROLE_GLUE = tuple((mark, f'","role":"{role}"}},{{"content":"'.encode()) for role, mark in _ROLE_MARK.items())
+_ROLE_GLUE = {role: (mark, f'","role":"{role}"}},{{"content":"'.encode()) for role, mark in _ROLE_MARK.items()}
+# The roles of nearly every prompt; a tool message is glued only when there is one (a bytes pass per role saved).
+_COMMON_GLUE = tuple(_ROLE_GLUE[role] for role in ("system", "user", "assistant"))
 _GLUE_TAIL = len(b',{"content":"')
 _CONTROLS_BUT_NEWLINE = bytes(c for c in range(0x20) if c != 0x0A)  # what encode_basestring spells as escapes
 
@@ -119,7 +121,7 @@ def _ids_utf8(roles: Sequence[str], contents: Sequence[str], chosen: str | None,
     chosen_json, rejected_json = _reply_utf8(chosen), _reply_utf8(rejected)
     if body is None or chosen_json is None or rejected_json is None:
         return None
-    for mark, glue in _ROLE_GLUE:
+    for mark, glue in _COMMON_GLUE + ((_ROLE_GLUE["tool"],) if "tool" in roles else ()):
         body = body.replace(mark, glue)
     prompt = b'[{"content":"' + body[:-_GLUE_TAIL] + b"]"
     return (hashlib.sha256(b"[" + prompt + b"," + chosen_json + b"," + rejected_json + b"]").hexdigest()[:16],

@@ -2,10 +2,14 @@
 
 Figures come from whole Arrow columns (no per-row Python except tokenisation). The share of pairs whose chosen reply is
 longer than the rejected one is reported because reward models readily learn "longer is better" from such data.
+A /1 directory is read as /2 (`storage.dataset.load`). Rows are counted per kind (`contract.row.row_kind`), unpaired
+ones by label; a reply given as turns counts as the text of its messages (their contents, one per line), and the
+card counts replies of several messages, tool messages and tool calls.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -16,9 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.phases import NEEDS, PHASES, phase_of_split
+from prefdata.contract.phases import phase_of_split
 from prefdata.contract.row import PREFERENCE_SCHEMA_IDS
 from prefdata.storage.dataset import load, read_manifest
+from prefdata.storage.rows import reply_texts
 
 CARD = "README.md"
 _TOKEN_BATCH = 1024
@@ -30,17 +35,46 @@ def _lengths(column: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(lengths, dtype=np.float64)
 
 
+def _valid(table: pa.Table, *names: str) -> np.ndarray:
+    """Rows where any of the columns ``names`` is set."""
+    return np.logical_or.reduce([pc.is_valid(table.column(n)).to_numpy(zero_copy_only=False) for n in names])
+
+
+def kind_masks(table: pa.Table) -> dict[str, np.ndarray]:
+    """`row_kind` of every row as one boolean mask per kind, from whole columns (a reply is text or turns)."""
+    chosen, rejected = _valid(table, "chosen", "chosen_turns"), _valid(table, "rejected", "rejected_turns")
+    unpaired = _valid(table, "label")
+    one_reply = chosen & ~rejected & ~unpaired
+    scored = one_reply & _valid(table, "chosen_score")
+    return {"pair": chosen & rejected & ~unpaired, "demonstration": one_reply & ~scored, "scored": scored,
+            "prompt_only": ~chosen & ~rejected & ~unpaired, "unpaired": unpaired}
+
+
 def rows_serving(table: pa.Table) -> dict[str, int]:
-    """Rows that have what each phase uses (`prefdata.contract.phases.NEEDS`): what a trainer of that phase can read."""
-    set_in = {field: pc.is_valid(table.column(field)).to_numpy(zero_copy_only=False)
-              for field in {field for needs in NEEDS.values() for field in needs}}
-    counts = {}
-    for phase in PHASES:
-        serving = np.ones(table.num_rows, dtype=bool)
-        for field in NEEDS[phase]:
-            serving &= set_in[field]
-        counts[phase] = int(serving.sum())
-    return counts
+    """Rows that have what each phase uses (`prefdata.contract.phases.serves`): what a trainer of that phase can read
+    (an unpaired row serves ppo only; KTO's rm rows are counted as ``unpaired``)."""
+    kinds = kind_masks(table)
+    return {"sft": int((kinds["pair"] | kinds["demonstration"] | kinds["scored"]).sum()),
+            "rm": int(kinds["pair"].sum()), "ppo": table.num_rows}
+
+
+def _count_true(values: pa.ChunkedArray) -> int:
+    """How many values are true (nulls are not)."""
+    return int(pc.sum(pc.fill_null(values, False).cast(pa.int64())).as_py() or 0)
+
+
+def tool_figures(table: pa.Table) -> dict[str, int]:
+    """Replies of several messages, tool messages and tool calls (in prompts and replies) of one split."""
+    multi = tool_messages = tool_calls = 0
+    for name in ("prompt", "chosen_turns", "rejected_turns"):
+        messages = table.column(name).combine_chunks()
+        if name != "prompt":
+            multi += int(pc.sum(pc.greater(pc.list_value_length(messages), 1)).as_py() or 0)
+        values = messages.flatten()
+        tool_messages += int(pc.sum(pc.equal(values.field("role"), "tool")).as_py() or 0)
+        calls = pc.drop_null(values.field("tool_calls")).to_pylist()  # rare: parsed in Python
+        tool_calls += sum(len(json.loads(text)) for text in calls)
+    return {"multi_message_replies": multi, "tool_messages": tool_messages, "tool_calls": tool_calls}
 
 
 def prompt_columns(table: pa.Table) -> tuple[np.ndarray, np.ndarray, pa.Array]:
@@ -108,14 +142,20 @@ def dataset_stats(directory: str | os.PathLike, tokenizer: str | os.PathLike | N
     for name in dataset_dict:
         table = dataset_dict[name].data.table
         turns, prompt_chars, prompt_texts = prompt_columns(table)
-        chosen_chars, rejected_chars = _lengths(table.column("chosen")), _lengths(table.column("rejected"))
-        is_pair = ~np.isnan(chosen_chars) & ~np.isnan(rejected_chars)
+        chosen_texts, rejected_texts = reply_texts(table, "chosen"), reply_texts(table, "rejected")
+        chosen_chars, rejected_chars = _lengths(chosen_texts), _lengths(rejected_texts)
+        kinds = kind_masks(table)
+        is_pair = kinds["pair"]
+        label = table.column("label")
         split: dict[str, Any] = {
             "rows": table.num_rows,
             "sources": dict(sorted(Counter(table.column("source").to_pylist()).items())),
             "pairs": int(is_pair.sum()),
-            "with_reply_only": int((~np.isnan(chosen_chars) & np.isnan(rejected_chars)).sum()),
-            "prompt_only": int(np.isnan(chosen_chars).sum()),
+            "with_reply_only": int((kinds["demonstration"] | kinds["scored"]).sum()),
+            "prompt_only": int(kinds["prompt_only"].sum()),
+            "kinds": {kind: int(mask.sum()) for kind, mask in kinds.items()},
+            "unpaired": {"desirable": _count_true(label), "undesirable": _count_true(pc.invert(label))},
+            **tool_figures(table),
             "phase": phase_of_split(name),  # None unless `prefdata split` wrote it
             "rows_serving": rows_serving(table),
             "turns": describe(turns.astype(np.float64)),
@@ -129,9 +169,8 @@ def dataset_stats(directory: str | os.PathLike, tokenizer: str | os.PathLike | N
         pooled["chosen_chars"].append(chosen_chars)
         pooled["rejected_chars"].append(rejected_chars)
         if count is not None:
-            tokens = {"prompt": _token_counts(count, prompt_texts),
-                      "chosen": _token_counts(count, table.column("chosen").combine_chunks()),
-                      "rejected": _token_counts(count, table.column("rejected").combine_chunks())}
+            tokens = {"prompt": _token_counts(count, prompt_texts), "chosen": _token_counts(count, chosen_texts),
+                      "rejected": _token_counts(count, rejected_texts)}
             split["tokens"] = {k: describe(v) for k, v in tokens.items()}
             split["chosen_longer_share_tokens"] = round(
                 float((tokens["chosen"][is_pair] > tokens["rejected"][is_pair]).mean()), 4) if is_pair.any() else None
@@ -189,7 +228,16 @@ def render_card(stats: dict[str, Any], images: dict[str, str]) -> str:
         share = "–" if s["chosen_longer_share"] is None else f"{100 * s['chosen_longer_share']:.1f}%"
         lines.append(f"| {name} | {s['rows']:,} | {s['pairs']:,} | {s['with_reply_only']:,} | {s['prompt_only']:,} | {share} |")
     lines += ["", "A high share of pairs whose chosen reply is longer than the rejected one lets a reward model learn "
-              "length instead of quality (a known reward-hacking signal).", "", "## Rows per source", "",
+              "length instead of quality (a known reward-hacking signal).", "", "## Rows per kind", "",
+              "| split | pair | demonstration | scored | prompt only | unpaired (desirable / undesirable) "
+              "| replies of several messages | tool messages | tool calls |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, s in stats["splits"].items():
+        k, u = s["kinds"], s["unpaired"]
+        lines.append(f"| {name} | {k['pair']:,} | {k['demonstration']:,} | {k['scored']:,} | {k['prompt_only']:,} "
+                     f"| {k['unpaired']:,} ({u['desirable']:,} / {u['undesirable']:,}) "
+                     f"| {s['multi_message_replies']:,} | {s['tool_messages']:,} | {s['tool_calls']:,} |")
+    lines += ["", "An unpaired row is a reply labelled desirable or undesirable (KTO): it never serves sft.", "",
+              "## Rows per source", "",
               "| split | source | rows |", "|---|---|---:|"]
     for name, s in stats["splits"].items():
         lines += [f"| {name} | {source} | {n:,} |" for source, n in s["sources"].items()]

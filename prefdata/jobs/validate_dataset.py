@@ -4,6 +4,8 @@ The manifest is checked against ``schemas/manifest.schema.json``; then every sha
 against the manifest; the row counts per shard and split; the manifest's counts against each other and against
 ``quarantine.jsonl``; and every row against the contract of §1 (its `id` is the hash of its content, so an edited row
 is caught). Rows are streamed one Arrow record batch at a time from memory-mapped shards: memory stays flat.
+A directory is checked against the row schema its manifest names (a /1 directory against /1: shards of its columns,
+rows under the rules, which /1 rows meet as /2 rows do), and the report says which (`ValidationReport.versions`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import Any
 
 from prefdata.contract import nesting
 from prefdata.contract.errors import PrefdataError, RowError
-from prefdata.contract.row import SCHEMAS, UNSUP_SCHEMA_ID, row_id, unsup_id
+from prefdata.contract.row import SCHEMAS, UNSUP_SCHEMA_ID, stored_row_id, unsup_id
 from prefdata.contract.rules import field_pointer, stored_row_errors
 from prefdata.jobs.validate_report import DEFAULT_MAX_ERRORS, DIRECTORY, Echo, ValidationReport, Violation
 from prefdata.jobs.validate_schema import check_value, compiled_validator
 from prefdata.storage.dataset import MANIFEST, QUARANTINE, file_sha256
+from prefdata.storage.rows import python_rows
 
 
 class _Checker:
@@ -58,6 +61,7 @@ def validate_directory(path: str | os.PathLike, max_errors: int = DEFAULT_MAX_ER
     check = _Checker(directory, report, out)
     manifest = _check_manifest(check)
     if manifest is not None:
+        report.versions[str(path)] = manifest["schema"]
         split_rows = {name: _check_split(check, name, info, manifest["schema"], quiet)
                       for name, info in manifest["splits"].items()}
         _check_counts(check, manifest, split_rows)
@@ -189,7 +193,7 @@ def _stream_rows(reader, desc: str, quiet: bool) -> Iterator[dict[str, Any]]:
     def rows() -> Iterator[dict[str, Any]]:
         for batch in reader:
             batch.validate(full=True)  # corrupt offsets or UTF-8 raise here instead of being read
-            yield from batch.to_pylist()
+            yield from python_rows(batch)
 
     return iter(progress(rows(), desc=desc, quiet=quiet, unit="row"))
 
@@ -215,7 +219,7 @@ def _content_id(row: Mapping[str, Any]) -> str:
     """The id a stored row's content hashes to (what `make_row` or `make_unsup_row` gave it)."""
     if "text" in row:
         return unsup_id(row["text"])
-    return row_id(row["prompt"], row["chosen"], row["rejected"])
+    return stored_row_id(row)
 
 
 def _check_counts(check: _Checker, manifest: Mapping[str, Any], split_rows: Mapping[str, int]) -> None:

@@ -46,6 +46,7 @@ class ValidationReport:
     bad_files: int = 0  # data files and directories with at least one violation
     rows: int = 0  # of which dataset rows
     schemas: dict[str, str] = field(default_factory=dict)  # path -> schema used
+    versions: dict[str, str] = field(default_factory=dict)  # dataset directory -> row schema its rows were checked to
     reasons: Counter[str] = field(default_factory=Counter)  # row-rule reason code -> violations
 
     @property
@@ -70,14 +71,16 @@ class ValidationReport:
         if self.directories:
             checked.append(f"{_n(self.rows, 'row')} in {_n(self.directories, 'dataset directory', 'directories')}")
         done = " and ".join(checked) or "nothing"
+        versions = sorted(set(self.versions.values()))
+        against = f"; checked against {', '.join(versions)}" if versions else ""
         if self.ok:
             schemas = sorted({s for s in self.schemas.values() if s != DIRECTORY})
-            return f"OK: {done} valid" + (f" (schema {', '.join(schemas)})" if schemas else "")
+            return f"OK: {done} valid" + (f" (schema {', '.join(schemas)})" if schemas else "") + against
         records = f" in {_n(self.bad_records, 'record')}" if self.bad_records else ""
         line = f"{_n(self.violation_count, 'violation')}{records} ({_n(self.bad_files, 'file')}); {done} checked"
         if self.max_errors and self.violation_count > len(self.violations):
             line += f"; the first {len(self.violations)} shown (--max-errors to see more)"
-        return line
+        return line + against
 
 
 def _n(count: int, noun: str, plural: str | None = None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefdata.contract.row import (
     MESSAGE_TYPE,
@@ -96,3 +97,12 @@ def python_rows(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
 
 def _set_fields(message: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in message.items() if value is not None or key in ("role", "content")}
+
+
+def reply_texts(table: pa.Table, side: str) -> pa.Array:
+    """Each row's ``side`` ("chosen"/"rejected") reply of a /2 table as one text, from whole columns: the plain reply,
+    or the contents of its turns one per line; null where there is none (for lengths, dedup, token counts)."""
+    text = table.column(side).combine_chunks()
+    turns = table.column(f"{side}_turns").combine_chunks()
+    joined = pc.binary_join(pa.ListArray.from_arrays(turns.offsets, turns.values.field("content")), "\n")
+    return pc.if_else(pc.is_valid(turns), joined, text)

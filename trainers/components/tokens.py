@@ -12,6 +12,9 @@ is checked against them whenever it is opened; a damaged entry is rebuilt with a
 
 Phase layouts (one row per example):
 
+Replies are rendered from `reply_messages` (a continuation with tool calls renders as the template writes it), and a
+phase takes only the rows `serves` gives it: an unpaired (KTO-labelled) row is never sft data, nor an rm pair.
+
 - ``sft``: ``input_ids`` (prompt + chosen reply + EOS) and ``prompt_tokens`` (how many leading tokens are prompt; the
   collator (`trainers.components.collate`) turns them into ``-100`` labels; 0 with ``train_on_prompt``). Storing the count instead of a second token
   column halves the cache; the labels are rebuilt exactly.
@@ -42,10 +45,11 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES as DATA_PHASES
 from prefdata.contract.phases import serves
 from prefdata.contract.render import TEMPLATES, render
-from prefdata.contract.row import UNSUP_SCHEMA_ID, row_meta
+from prefdata.contract.row import UNSUP_SCHEMA_ID, reply_messages, row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import file_sha256, verify_directory
 from prefdata.storage.home import token_cache_dir
+from prefdata.storage.rows import python_rows
 from trainers.components.token_store import TOKEN_IDS, TOKENS_FILE, TokenCache
 
 CACHE_FORMAT = 2  # 2: keyed by the shards' sha256 (1 trusted the manifest's fingerprint); entries record their own sha256
@@ -210,7 +214,8 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
     counts["not_for_phase"] += len(rows) - len(use)
     prompts = [enc.render(r["prompt"]) for r in use]
     prompt_ids = enc.encode(prompts)
-    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], r["chosen"]) for r in use], prompt_ids)
+    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], reply_messages(r, "chosen")) for r in use],
+                                prompt_ids)
     if spec.phase == "sft":
         for ids, n_prompt in chosen:
             fitted = _fit(ids, n_prompt, spec.max_seq_len, spec.truncation)
@@ -225,7 +230,8 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
             columns["input_ids"].append(fitted[0])
             columns["prompt_tokens"].append(n_prompt)
         return columns
-    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], r["rejected"]) for r in use], prompt_ids)
+    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], reply_messages(r, "rejected")) for r in use],
+                                  prompt_ids)
     for row, (c_ids, c_prompt), (r_ids, r_prompt) in zip(use, chosen, rejected):
         c_fit = _fit(c_ids, c_prompt, spec.max_seq_len, spec.truncation)
         r_fit = _fit(r_ids, r_prompt, spec.max_seq_len, spec.truncation)
@@ -259,7 +265,7 @@ def build_cache(
         batches = dataset.with_format("arrow").iter(batch_size=_BATCH)
         total = -(-len(dataset) // _BATCH)
         for table in progress(batches, desc=f"tokenise {split}", total=total, quiet=quiet, unit="batch"):
-            rows = table.to_pylist()
+            rows = python_rows(table)
             counts["rows_in"] += len(rows)
             columns = _tokenize_batch(rows, enc, counts)
             batch = pa.RecordBatch.from_pydict(columns, schema=schema)
