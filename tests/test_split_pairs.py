@@ -97,3 +97,15 @@ def test_cli_pairs_and_bad_margin(tmp_path, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(("prefdata: error:", "Usage:")) and "Traceback" not in err
+
+
+def test_answers_with_tool_turns_pair_as_turns(tmp_path):
+    call = [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]
+    turns = [{"role": "assistant", "content": "", "tool_calls": call},
+             {"role": "tool", "content": "sunny", "tool_call_id": "c1", "name": "weather"},
+             {"role": "assistant", "content": "It is sunny."}]
+    rows = [make_row(user("Weather?"), turns, source="generated", chosen_score=2.0),
+            make_row(user("Weather?"), "No idea.", source="generated", chosen_score=1.0)]
+    _, out, _ = run(tmp_path, rows, pairs="best-worst")
+    (made,) = out
+    assert made["chosen"] is None and made["chosen_turns"] == rows[0]["chosen_turns"] and made["rejected"] == "No idea."
