@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prefdata.storage.rows import reply_texts
+
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BLOCK_VALUES = 1 << 20
 _ROLL_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2^64
@@ -114,10 +116,11 @@ def prompt_keys(table: pa.Table) -> np.ndarray:
 
 
 def row_texts(table: pa.Table) -> pa.Array:
-    """Prompt + chosen + rejected as one string: what near-duplicate detection compares."""
+    """Prompt + chosen + rejected as one string (replies stored as turns included): what near-duplicate detection
+    compares."""
     prompt = prompt_texts(table.column("prompt"))
-    chosen = pc.fill_null(table.column("chosen").combine_chunks(), "")
-    rejected = pc.fill_null(table.column("rejected").combine_chunks(), "")
+    chosen = pc.fill_null(reply_texts(table, "chosen"), "")
+    rejected = pc.fill_null(reply_texts(table, "rejected"), "")
     return pc.binary_join_element_wise(prompt, chosen, rejected, "\n")
 
 
