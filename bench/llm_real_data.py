@@ -30,7 +30,7 @@ from prefdata.contract.row import make_row  # noqa: E402
 from prefdata.formats.hh import split_pair  # noqa: E402
 from prefdata.jobs.score import score  # noqa: E402
 from prefdata.llm.engine import LLMConfig  # noqa: E402
-from prefdata.pipeline.similarity import NearDuplicateIndex, rouge_l, tokens  # noqa: E402
+from prefdata.pipeline.similarity import NearDuplicateIndex, first_of_near_duplicates, rouge_l, tokens  # noqa: E402
 from prefdata.storage.dataset import DatasetWriter  # noqa: E402
 
 
@@ -97,34 +97,25 @@ def main() -> None:
               f"{timings['cold'][0] / timings['warm'][0]:.0f}× faster than cold")
 
     start = time.perf_counter()
-    index = NearDuplicateIndex(0.7, reference_texts=prompts)
-    duplicates = 0
-    for text in prompts:
-        if index.match(text) is None:
-            index.add(text)
-        else:
-            duplicates += 1
+    index = NearDuplicateIndex(0.7)
+    duplicates = len(prompts) - len(first_of_near_duplicates(prompts, 0.7, index))
     indexed_s = time.perf_counter() - start
     n = len(prompts)
     sub = prompts[: args.subsample]
     start = time.perf_counter()
     brute_kept = all_pairs_kept(sub, 0.7)
     brute_s = time.perf_counter() - start
-    sub_index = NearDuplicateIndex(0.7, reference_texts=prompts)
+    sub_index = NearDuplicateIndex(0.7)
     start = time.perf_counter()
-    sub_kept = 0
-    for text in sub:
-        if sub_index.match(text) is None:
-            sub_index.add(text)
-            sub_kept += 1
+    sub_kept = len(first_of_near_duplicates(sub, 0.7, sub_index))
     sub_s = time.perf_counter() - start
     assert sub_kept == brute_kept, (sub_kept, brute_kept)
     print(f"\nNear-duplicate filter (ROUGE-L >= 0.7) over the {n:,} real first-turn prompts\n")
     print("| texts | method | near-duplicates | exact LCS computed | all pairs | seconds |")
     print("|---:|---|---:|---:|---:|---:|")
-    print(f"| {n:,} | prefix-filtered index | {duplicates:,} | {index.comparisons:,} | {n * (n - 1) // 2:,} | "
+    print(f"| {n:,} | MinHash/LSH + ROUGE-L | {duplicates:,} | {index.comparisons:,} | {n * (n - 1) // 2:,} | "
           f"{indexed_s:.2f} |")
-    print(f"| {len(sub):,} | prefix-filtered index | {len(sub) - sub_kept:,} | {sub_index.comparisons:,} | "
+    print(f"| {len(sub):,} | MinHash/LSH + ROUGE-L | {len(sub) - sub_kept:,} | {sub_index.comparisons:,} | "
           f"{len(sub) * (len(sub) - 1) // 2:,} | {sub_s:.2f} |")
     print(f"| {len(sub):,} | all-pairs loop (same decisions) | {len(sub) - brute_kept:,} | up to all | "
           f"{len(sub) * (len(sub) - 1) // 2:,} | {brute_s:.2f} |")

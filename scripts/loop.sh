@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The InstructGPT phase-2 loop on the bundled sample, on CPU, with tiny models (nothing downloaded):
 #   1. SFT (and a first reward model) on the sample, as scripts/sample-pipeline.sh does;
-#   2. serve the SFT checkpoint through an OpenAI-compatible server (`transformers serve`, with a chat template that
-#      renders chats exactly as the trainers' dschat template does);
+#   2. serve the SFT checkpoint through an OpenAI-compatible server (`transformers serve`; the checkpoint carries the
+#      chat template of the trainers' dschat rendering);
 #   3. generate K=4 answers per ppo_train prompt from it;
 #   4. rank them with the trained reward model (best-of-N needs no judge server);
 #   5. split the ranked answers into reward-model pairs (InstructGPT: every two answers of a prompt);
@@ -26,8 +26,8 @@ run prefdata train sft --data "$OUT/split" --model tiny-gpt2 --tokenizer "$OUT/t
 run prefdata train reward --data "$OUT/split" --model "$OUT/sft" --out "$OUT/rm" \
     --dtype fp32 --lr 1e-3 --epochs 2 --micro-batch-size 16 --quiet
 
-# 2. Serve the SFT checkpoint. Its chat template is the dschat rendering the SFT run trained on
-#    ("Human: …\n\nAssistant: …", a system message as a first paragraph; prefdata.contract.render), and its
+# 2. Serve the SFT checkpoint. It carries the chat template of the dschat rendering it trained on (every prefdata
+#    checkpoint saves its run's template; trainers/components/chat_template.py), and its
 #    generation config must ask for sampling: without `do_sample`, `transformers serve` decodes greedily and ignores
 #    the per-request seed and temperature, so the K answers come out identical (and `generate` keeps only one).
 python - "$OUT/sft/generation_config.json" <<'PY'
@@ -35,13 +35,6 @@ import json, sys
 config = json.load(open(sys.argv[1]))
 json.dump({**config, "do_sample": True}, open(sys.argv[1], "w"), indent=2)
 PY
-cat > "$OUT/sft/chat_template.jinja" <<'JINJA'
-{%- for m in messages -%}
-{%- if not loop.first %}{{ '\n\n' }}{% endif -%}
-{%- if m['role'] == 'user' %}Human: {{ m['content'] }}{% elif m['role'] == 'assistant' %}Assistant: {{ m['content'] }}{% else %}{{ m['content'] }}{% endif -%}
-{%- endfor -%}
-{%- if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif -%}
-JINJA
 echo "+ transformers serve $OUT/sft --port $PORT (in the background)" >&2
 transformers serve "$OUT/sft" --host 127.0.0.1 --port "$PORT" --device cpu --log-level warning > "$OUT/serve.log" 2>&1 &
 SERVER=$!

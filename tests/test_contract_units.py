@@ -24,10 +24,10 @@ from prefdata.contract.row import (
 from prefdata.formats import FORMATS, ROW_SCHEMAS, format_names, get_format, resolve_format
 from prefdata.formats.alpaca import ALPACA_JOIN, parse_alpaca, parse_alpaca_preference
 from prefdata.formats.common import (
+    Format,
     is_listy,
     leftover_meta,
     maybe_json,
-    numbers_from_text,
     optional_text,
     role_of,
     score,
@@ -158,8 +158,11 @@ def test_common_field_helpers():
         score({}, "s", required=True)
     assert e.value.reason == "missing_field"
     seen = []
-    numbers_from_text(lambda record, source: seen.append((record, source)), frozenset({"n"}), {"n": "3", "t": "4"}, "s")
-    assert seen == [({"n": 3, "t": "4"}, "s")]
+    fmt = Format("f", "preference", frozenset({"n"}), lambda record, source: seen.append((record, source)), "",
+                 number_fields=frozenset({"n"}), bool_fields=frozenset({"b"}))
+    fmt.for_container("csv").parse({"n": "3", "t": "4", "b": "False"}, "s")
+    assert seen == [({"n": 3, "t": "4", "b": False}, "s")]
+    assert fmt.for_container("jsonl") is fmt and fmt.cells_from_text({"t": "4"}) == {"t": "4"}
 
 
 def test_dschat_helpers():

@@ -144,3 +144,21 @@ def test_keep_smallest_id_matches_a_breadth_first_search_on_random_graphs():
         dropped, kept = dedup.keep_smallest_id(a, b, pa.array(ids))
         assert dict(zip(dropped.tolist(), kept.tolist())) == expected
         assert dropped.tolist() == sorted(expected)
+
+
+def test_near_duplicates_compare_replies_stored_as_turns():
+    """Rows sharing prompt and rejected reply but with different multi-message chosen replies are not duplicates;
+    a copy of the same turns with two words changed is."""
+    rng = random.Random(5)
+    prompt, rejected = user(f"Plan a trip. {essay(rng, 20)}"), essay(rng)
+
+    def turns(words: list[str]) -> list[dict]:
+        return [{"role": "assistant", "content": " ".join(words[:30])},
+                {"role": "assistant", "content": " ".join(words[30:])}]
+
+    first, second = essay(rng).split(), essay(rng).split()
+    copy = list(first)
+    copy[5], copy[40] = "zeppelin", "kaleidoscope"
+    rows = [make_row(prompt, turns(words), rejected, source="t") for words in (first, second, copy)]
+    dropped, kept = dedup.near_duplicates(table(rows), 0.8)
+    assert sorted(zip(dropped, kept)) in ([(2, 0)], [(0, 2)])

@@ -327,3 +327,56 @@ def test_openai_legacy_function_call_and_function_role_and_empty_tool_calls():
     with pytest.raises(RowError) as e:
         parse("trl-messages", {"messages": [user("q"), {"role": "assistant", "content": "", "tool_calls": "f(1)"}]})
     assert (e.value.reason, e.value.field) == ("bad_tool_call", "messages[1].tool_calls")
+
+
+def test_a_csv_whose_message_columns_are_json_text_validates_as_it_imports(tmp_path):
+    """CSV can hold a list of messages only as JSON text; the parsers decode it, so the schema check does too."""
+    def write(path: Path, first_role: str) -> Path:
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["prompt", "chosen", "rejected"])
+            for i in range(5):
+                prompt = [{"role": first_role if i == 0 else "user", "content": f"Question {i}?"}]
+                writer.writerow([json.dumps(prompt), json.dumps([assistant("Let me see."), assistant(f"It is {i}.")]),
+                                 json.dumps([assistant("No.")])])
+        return path
+
+    path = write(tmp_path / "conversational.csv", "user")
+    assert all(isinstance(item, ParsedRow) for item in iter_parsed(path))
+    report = validate_files([path], out=None)
+    assert report.ok, report.violations
+    assert report.schemas[str(path)] == "preference_conversational" and report.kinds[str(path)] == {"pair": 5}
+    bad = write(tmp_path / "bad.csv", "narrator")
+    printed: list[str] = []
+    report = validate_files([bad], out=printed.append)
+    assert report.bad_records == 1 and report.reasons == {"bad_role": 1}
+    assert printed == [f'{bad}:2: /prompt/0/role: "narrator" is not one of "system", "user", "assistant", "tool"']
+
+
+def test_a_tool_call_shared_before_the_two_replies_starts_both_continuations():
+    """LLaMA-Factory ranking with tools: the conversation ends with the call and its result; the replies differ after."""
+    record = {"conversations": [{"from": "human", "value": "Area of side 7?"},
+                                {"from": "function_call", "value": json.dumps(CALL)},
+                                {"from": "observation", "value": "49"}],
+              "chosen": {"from": "gpt", "value": "49."}, "rejected": {"from": "gpt", "value": "50."}}
+    row = parse("sharegpt-preference", record)
+    shared = [{"role": "assistant", "content": "", "tool_calls": canonical_json(
+        [{"type": "function", "function": CALL}])}, {"role": "tool", "content": "49"}]
+    assert row["prompt"] == [user("Area of side 7?")]
+    assert row["chosen_turns"] == [*shared, assistant("49.")] and row["rejected_turns"] == [*shared, assistant("50.")]
+    prompt = [user("Area of side 7?"), {"role": "assistant", "content": "", "tool_calls": TOOL_CALLS},
+              {"role": "tool", "tool_call_id": "call_1", "content": "49"}]
+    row = parse("trl-conversational", {"prompt": prompt, "chosen": [assistant("49.")], "rejected": "50."})
+    assert row["prompt"] == [user("Area of side 7?")] and row["rejected_turns"][-1] == assistant("50.")
+
+
+def test_after_split_no_labelled_reply_of_the_llamafactory_kto_file_is_sft_data(tmp_path):
+    """Issue #11's report: the KTO demo imported as 300 demonstrations, so 150 undesirable replies reached sft_*."""
+    from prefdata.jobs.split import split_datasets
+
+    path = tmp_path / "kto_demo.json"
+    path.write_text(json.dumps(llamafactory_kto_records()), encoding="utf-8")
+    import_files([path], tmp_path / "raw", quiet=True)
+    split_datasets([tmp_path / "raw"], tmp_path / "split", quiet=True)
+    placed = Counter(split for split, _ in iter_rows(tmp_path / "split"))
+    assert not [s for s in placed if s.startswith("sft")] and sum(placed.values()) == 300, placed

@@ -129,3 +129,35 @@ def test_dry_run_sends_nothing_and_counts_requests(dataset, tmp_path, rows):
         assert server.requests == []
     assert estimate["requests"] == 2 * len(rows) and estimate["cost_estimate_max"] > 0
     assert not (tmp_path / "out").exists()
+
+
+def test_pointwise_keeps_turns_and_labels_of_v2_rows(tmp_path):
+    """A reply stored as turns is judged as its rendered text and written back as turns; an unpaired row keeps its
+    label and is scored on the side it has (an undesirable reply too), never turned into a demonstration or a pair."""
+    from prefdata.contract.row import make_row
+
+    turns = [{"role": "assistant", "content": "Let me look.", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "clock", "arguments": "{}"}}]},
+             {"role": "tool", "content": "09:00", "tool_call_id": "c1", "name": "clock"},
+             {"role": "assistant", "content": "It is nine."}]
+    ask = [{"role": "user", "content": "What time is it?"}]
+    rows = [make_row(ask, turns, "No idea.", source="t"),
+            make_row(ask, "Nine o'clock.", source="t", label=True),
+            make_row(ask, rejected="Buy a watch.", source="t", label=False)]
+    dataset = write_dataset(tmp_path / "in", rows)
+    with FakeOpenAI(reply=fake_model) as server:
+        score(dataset, tmp_path / "out", config=cfg(server, tmp_path), quiet=True)
+    out = [row for _, row in iter_rows(tmp_path / "out")]
+    assert out[0]["chosen_turns"] == rows[0]["chosen_turns"] and out[0]["chosen"] is None
+    assert out[0]["chosen_score"] == length_score(section_of_turns(rows[0]))  # the judge read the turns
+    assert [r["label"] for r in out[1:]] == [True, False]
+    assert out[1]["chosen_score"] == length_score("Nine o'clock.") and out[1]["rejected"] is None
+    assert out[2]["rejected_score"] == length_score("Buy a watch.") and out[2]["chosen"] is None
+
+
+def section_of_turns(row):
+    """The turns as the judge sees them: the dschat rendering after the prompt (built here from the contract's
+    renderer, which tests/test_render.py checks on its own)."""
+    from prefdata.contract.render import render
+
+    return render(row["prompt"], row["chosen_turns"])[len(render(row["prompt"])):].strip()

@@ -1,4 +1,5 @@
-"""Near-duplicate filtering: the indexed search makes exactly the all-pairs ROUGE-L decisions, with far fewer LCS."""
+"""Near-duplicate filtering: the MinHash/LSH candidates + exact ROUGE-L make the all-pairs decisions on real HH prompts,
+with far fewer LCS."""
 
 from __future__ import annotations
 
@@ -6,21 +7,22 @@ import random
 
 from llm_support import hh_rows
 
-from prefdata.pipeline.similarity import NearDuplicateIndex, rouge_l, tokens
+from prefdata.pipeline.similarity import NearDuplicateIndex, first_of_near_duplicates, lsh_bands, rouge_l, tokens, units
 
 
 def brute_force_kept(texts: list[str], threshold: float) -> list[int]:
+    """The all-pairs loop: each text against every text kept before it."""
     kept: list[int] = []
-    for i, text in enumerate(texts):
-        t = tokens(text)
-        if t and any(rouge_l(t, tokens(texts[j])) >= threshold for j in kept):
+    toks = [tokens(t) for t in texts]
+    for i, t in enumerate(toks):
+        if t and any(rouge_l(t, toks[j]) >= threshold for j in kept):
             continue
         kept.append(i)
     return kept
 
 
-def indexed_kept(texts: list[str], threshold: float, reference: list[str]) -> tuple[list[int], int]:
-    index = NearDuplicateIndex(threshold, reference_texts=reference)
+def indexed_kept(texts: list[str], threshold: float) -> tuple[list[int], int]:
+    index = NearDuplicateIndex(threshold)
     kept = []
     for i, text in enumerate(texts):
         if index.match(text) is None:
@@ -50,11 +52,32 @@ def test_index_matches_brute_force_on_real_prompts_and_near_copies(hh_harmless_t
     rng.shuffle(texts)
     for threshold in (0.6, 0.7):
         expected = brute_force_kept(texts, threshold)
-        kept, comparisons = indexed_kept(texts, threshold, reference=prompts[:60])
+        kept, comparisons = indexed_kept(texts, threshold)
         assert kept == expected
+        assert first_of_near_duplicates(texts, threshold) == expected  # the bulk path decides the same
         assert len(expected) < len(texts)  # the near copies were caught
         all_pairs = sum(range(len(texts)))
         assert comparisons < all_pairs / 10
+
+
+def test_bulk_filter_matches_all_pairs_on_a_thousand_real_prompts(hh_harmless_test):
+    rng = random.Random(11)
+    prompts = list(dict.fromkeys(row["prompt"][0]["content"] for row in hh_rows(hh_harmless_test, 1200)))[:1000]
+    texts = prompts + [mutate(rng.choice(prompts), rng) for _ in range(300)]
+    rng.shuffle(texts)
+    expected = brute_force_kept(texts, 0.7)
+    index = NearDuplicateIndex(0.7)
+    assert first_of_near_duplicates(texts, 0.7, index) == expected
+    assert index.comparisons < sum(range(len(texts))) / 100
+
+
+def test_lsh_bands_reach_the_recall_goal_at_the_jaccard_bound():
+    for threshold in (0.5, 0.6, 0.7, 0.8, 0.9):
+        bands, rows = lsh_bands(threshold)
+        bound = threshold / (2 - threshold)
+        assert 1 - (1 - bound**rows) ** bands >= 0.99
+        assert 1 - (1 - bound ** (rows + 1)) ** (256 // (rows + 1)) < 0.99  # and no narrower band would
+    assert units(["a", "b", "a", "a"]) == "a b a_1 a_2"
 
 
 def test_rouge_l_values():

@@ -128,12 +128,6 @@ def score(record: Record, key: str, *, required: bool = False) -> float | None:
     return check_score(require(record, key) if required else record.get(key), key)
 
 
-def numbers_from_text(parse: ParseFn, keys: frozenset[str], record: Record, source: str) -> dict[str, Any]:
-    """``parse`` of a CSV record whose number cells (``keys``) spelled as text are numbers first: CSV has only text."""
-    converted = {key: number_from_text(record[key]) for key in keys & record.keys()}
-    return parse({**record, **converted} if converted else record, source)
-
-
 def role_of(name: Any, field_name: str) -> str:
     lowered = name.lower() if isinstance(name, str) else name
     if lowered in USER_ROLES:
@@ -242,13 +236,29 @@ def label(record: Record) -> bool | None:
     return None
 
 
-def split_conversation(conversation: list[Message]) -> tuple[list[Message], list[Message] | None]:
+def split_conversation(conversation: list[Message], ending: tuple[str, ...] = ("assistant",)
+                       ) -> tuple[list[Message], list[Message] | None]:
     """``(prompt, continuation)``: the prompt runs to the last user message, the continuation is what follows when it
-    ends with an assistant message (a tool call and its result before the answer belong to the reply)."""
+    ends with a message of a role in ``ending`` (a tool call and its result before the answer belong to the reply)."""
     last_user = max((i for i, m in enumerate(conversation) if m["role"] == "user"), default=-1)
-    if last_user < 0 or conversation[-1]["role"] != "assistant":
+    if last_user < 0 or last_user == len(conversation) - 1 or conversation[-1]["role"] not in ending:
         return conversation, None
     return conversation[: last_user + 1], conversation[last_user + 1 :]
+
+
+def pair_row(conversation: list[Message], chosen: str | list[Message], rejected: str | list[Message], source: str,
+             **fields: Any) -> dict[str, Any]:
+    """Two replies to a conversation. When the conversation ends with a tool's result after its last user turn (the
+    assistant called a tool before the replies differ), that shared tail is the start of both continuations; a
+    conversation that ends with an assistant message is a prompt that does not end with the user's."""
+    prompt, tail = split_conversation(conversation, ending=("tool",))
+    if tail:
+        chosen, rejected = ([*tail, *as_messages(side)] for side in (chosen, rejected))
+    return make_row(prompt, chosen, rejected, source=source, **fields)
+
+
+def as_messages(answer: str | list[Message]) -> list[Message]:
+    return [{"role": "assistant", "content": answer}] if isinstance(answer, str) else answer
 
 
 def reply_row(prompt: list[Message], answer: str | list[Message] | None, record: Record, source: str,

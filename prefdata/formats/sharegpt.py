@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefdata.contract.row import Message, make_row
+from prefdata.contract.row import Message
 from prefdata.formats.common import (
     LABEL_KEYS,
     Format,
@@ -20,6 +20,7 @@ from prefdata.formats.common import (
     leftover_meta,
     messages,
     optional_text,
+    pair_row,
     reply,
     require,
 )
@@ -34,13 +35,15 @@ def _with_system(conversation: list[Message], record: Record) -> list[Message]:
 
 def parse_sharegpt(record: Record, source: str) -> dict[str, Any]:
     """A preference row when ``chosen``/``rejected`` are present; otherwise what follows the last human turn is the
-    demonstration (an unpaired row when ``kto_tag`` labels it)."""
+    demonstration (an unpaired row when ``kto_tag`` labels it); an empty last gpt turn marks a prompt without one."""
     conversation = _with_system(messages(require(record, "conversations"), "conversations"), record)
     used = {"conversations", "chosen", "rejected", "system"}
     if "chosen" in record or "rejected" in record:
         chosen = reply(require(record, "chosen"), "chosen")
         rejected = reply(require(record, "rejected"), "rejected")
-        return make_row(conversation, chosen, rejected, source=source, meta=leftover_meta(record, used))
+        return pair_row(conversation, chosen, rejected, source, meta=leftover_meta(record, used))
+    if conversation and conversation[-1] == {"role": "assistant", "content": ""}:
+        conversation = conversation[:-1]  # LLaMA-Factory's empty answer: a prompt, as its ppo and predict stages read it
     return conversation_row(conversation, record, source, used)
 
 

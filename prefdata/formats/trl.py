@@ -21,6 +21,7 @@ from prefdata.formats.common import (
     is_listy,
     leftover_meta,
     messages,
+    pair_row,
     reply,
     reply_row,
     require,
@@ -54,7 +55,7 @@ def parse_explicit(record: Record, source: str) -> dict[str, Any]:
     used = {"prompt", "chosen", "rejected"} | _SCORES
     prompt = _prompt(require(record, "prompt"))
     chosen, rejected = reply(require(record, "chosen"), "chosen"), reply(require(record, "rejected"), "rejected")
-    return make_row(prompt, chosen, rejected, source=source, **_scores(record), meta=leftover_meta(record, used))
+    return pair_row(prompt, chosen, rejected, source, **_scores(record), meta=leftover_meta(record, used))
 
 
 def parse_standard_implicit(record: Record, source: str) -> dict[str, Any]:

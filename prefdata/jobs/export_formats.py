@@ -193,7 +193,7 @@ def _alternates(turns: Sequence[Mapping[str, str]]) -> bool:
 def to_sharegpt(row: Mapping[str, Any], phase: str) -> Conversion:
     """LLaMA-Factory ShareGPT: sft the conversation ending with the gpt reply; rm ``conversations`` + ``chosen`` /
     ``rejected`` as one message object each (ranking); an unpaired row the conversation + reply with ``kto_tag`` in the
-    side file; ppo the conversation alone. ``system`` is on every item ("" for none), as LLaMA-Factory reads a
+    side file; ppo the conversation and an empty gpt answer. ``system`` is on every item ("" for none), as LLaMA-Factory reads a
     column."""
     label = _label(row)
     if (phase != "rm" or label is None) and not serves(row, phase):
@@ -217,6 +217,8 @@ def to_sharegpt(row: Mapping[str, Any], phase: str) -> Conversion:
         return Conversion([{**item, "chosen": answers[0][0], "rejected": answers[1][0]}])
     if phase == "sft":
         item["conversations"] = conversation + answers[0]
+    else:  # ppo: LLaMA-Factory reads a prompt as a conversation with an empty last answer, as it fills one itself
+        item["conversations"] = conversation + [{"from": "gpt", "value": ""}]
     return Conversion([item])
 
 

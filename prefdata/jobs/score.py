@@ -17,7 +17,7 @@ from typing import Any
 
 from prefdata.contract.errors import RowError
 from prefdata.contract.render import render
-from prefdata.contract.row import PREFERENCE_SCHEMA_ID, make_row, row_kind, row_meta, short_hash
+from prefdata.contract.row import PREFERENCE_SCHEMA_ID, Side, make_row, reply, row_kind, row_meta, short_hash
 from prefdata.llm.batch import DryRunEstimate, ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
@@ -60,6 +60,16 @@ def conversation_text(prompt: list[Mapping[str, str]]) -> str:
     if len(prompt) == 1:
         return prompt[0]["content"]
     return render(prompt)
+
+
+def reply_text(row: Mapping[str, Any], side: Side) -> str | None:
+    """What the judge reads as a reply: the text, or a reply stored as turns (tool calls and results included) as the
+    dschat template renders it after the prompt."""
+    value = reply(row, side)
+    if value is None or isinstance(value, str):
+        return value
+    head = render(row["prompt"])
+    return render(row["prompt"], value)[len(head):].strip()
 
 
 async def ask_judge(engine: Engine, content: str, parse, *, what: str, seed: int) -> tuple[Any, list[str]]:
@@ -206,24 +216,24 @@ async def _score_rows(directory, writer, config, template, judge_meta, pairwise,
         writer.extra["llm"] = engine.summary()
 
 
-def _rebuild(row: dict[str, Any], meta: dict[str, Any], *, chosen: str | None, rejected: str | None,
+def _rebuild(row: dict[str, Any], meta: dict[str, Any], *, chosen: Any, rejected: Any,
              chosen_score: float | None, rejected_score: float | None) -> dict[str, Any] | Reject:
-    try:
+    try:  # replies as stored (text or turns) and the label of an unpaired row travel unchanged
         return make_row(row["prompt"], chosen, rejected, source=row["source"], group=row["group"],
-                        chosen_score=chosen_score, rejected_score=rejected_score, meta=meta)
+                        chosen_score=chosen_score, rejected_score=rejected_score, meta=meta, label=row.get("label"))
     except RowError as e:
         return Reject.of(e, row)
 
 
 async def _judge_points(engine, template, row, judge_meta, score_range, stats) -> dict[str, Any] | Reject:
-    if row.get("chosen") is None:
+    sides = [side for side in ("chosen", "rejected") if reply_text(row, side) is not None]
+    if not sides or (sides == ["rejected"] and row.get("label") is None):
         stats["unscored"] += 1
         return row
-    replies = [row["chosen"]] + ([row["rejected"]] if row.get("rejected") is not None else [])
-    results = await asyncio.gather(*(score_pointwise(engine, template, row["prompt"], reply,
-                                                      score_range=score_range) for reply in replies))
+    results = await asyncio.gather(*(score_pointwise(engine, template, row["prompt"], reply_text(row, side),
+                                                      score_range=score_range) for side in sides))
     stats["retried"] += sum(len(texts) > 1 for _, texts in results)
-    for (value, texts), field in zip(results, ("chosen", "rejected")):
+    for (value, texts), field in zip(results, sides):
         if value is None:
             stats["unparseable"] += 1
             return Reject("judge_unparseable", f"the judge's reply for {field} is not a score, twice: "
@@ -234,16 +244,16 @@ async def _judge_points(engine, template, row, judge_meta, score_range, stats) -
             meta[f"prior_{field}"] = row[field]
     meta["judge"] = judge_meta
     stats["scored"] += 1
-    scores = [value for value, _ in results] + [None]
-    return _rebuild(row, meta, chosen=row["chosen"], rejected=row.get("rejected"),
-                    chosen_score=scores[0], rejected_score=scores[1])
+    scores = dict(zip(sides, (value for value, _ in results)))
+    return _rebuild(row, meta, chosen=reply(row, "chosen"), rejected=reply(row, "rejected"),
+                    chosen_score=scores.get("chosen"), rejected_score=scores.get("rejected"))
 
 
 async def _judge_pair(engine, template, row, judge_meta, relabel, stats) -> dict[str, Any] | Reject:
     if row_kind(row) != "pair":
         stats["unscored"] += 1
         return row
-    first, second = _pairwise_prompts(template, row["prompt"], row["chosen"], row["rejected"])
+    first, second = _pairwise_prompts(template, row["prompt"], reply_text(row, "chosen"), reply_text(row, "rejected"))
     what = "A, B or tie"
     seed = derive_seed(engine.config.seed, "pairwise", first)
     results = await asyncio.gather(ask_judge(engine, first, parse_choice, what=what, seed=seed),
@@ -261,7 +271,7 @@ async def _judge_pair(engine, template, row, judge_meta, relabel, stats) -> dict
         if row.get(field) is not None:
             meta[f"prior_{field}"] = row[field]
     meta["judge"] = {**judge_meta, "votes": [results[0][0], results[1][0]], "verdict": verdict}
-    chosen, rejected, chosen_score, rejected_score = row["chosen"], row["rejected"], share, 1 - share
+    chosen, rejected, chosen_score, rejected_score = reply(row, "chosen"), reply(row, "rejected"), share, 1 - share
     if relabel and verdict == "rejected":
         chosen, rejected, chosen_score, rejected_score = rejected, chosen, rejected_score, chosen_score
         meta["relabeled"] = True
@@ -279,15 +289,16 @@ async def _dry_run(directory, config: LLMConfig, template: str, pairwise: bool, 
             if pairwise:
                 if row_kind(row) != "pair":
                     continue
-                for content in _pairwise_prompts(template, row["prompt"], row["chosen"], row["rejected"]):
-                    seed = derive_seed(config.seed, "pairwise", _pairwise_prompts(
-                        template, row["prompt"], row["chosen"], row["rejected"])[0])
+                prompts = _pairwise_prompts(template, row["prompt"], reply_text(row, "chosen"),
+                                            reply_text(row, "rejected"))
+                for content in prompts:
+                    seed = derive_seed(config.seed, "pairwise", prompts[0])
                     estimate.add(engine, ChatRequest.of([{"role": "user", "content": content}], config, seed=seed))
                 continue
-            for reply in (row.get("chosen"), row.get("rejected")):
-                if reply is None:
+            for text in (reply_text(row, "chosen"), reply_text(row, "rejected")):
+                if text is None:
                     continue
-                content = fill(template, user_input=conversation_text(row["prompt"]), completion=reply)
+                content = fill(template, user_input=conversation_text(row["prompt"]), completion=text)
                 seed = derive_seed(config.seed, "reward", content)
                 estimate.add(engine, ChatRequest.of([{"role": "user", "content": content}], config, seed=seed))
         estimate.notes.append("unparseable judge replies would add one retry request each")

@@ -1,9 +1,11 @@
 """The phase split (design §4): SFT / reward model / PPO, each with train and eval, without leakage.
 
-Steps, each over whole Arrow columns: read every input split (memory-mapped), drop exact duplicates, contaminated and
-near-duplicate rows, blend inputs by weight, pair scored rows, then assign each `group` to one phase and one part with a
-seeded hash. A group's phase depends only on (seed, group, the kinds of its rows), so the result does not depend on row
-order or process count, and appended rows never move old groups. Rows are written in a seeded order derived from their
+Steps, each over whole Arrow columns: read every input split (memory-mapped), drop exact duplicates, contaminated rows
+(`prefdata.jobs.decontaminate`: exact prompt or 13-gram overlap with an ``--exclude`` benchmark) and near-duplicate
+rows, blend inputs by weight, pair scored rows (`prefdata.jobs.split_pairs`: ``--pairs`` policy, ``--min-margin``), then
+assign each `group` to one phase and one part with a seeded hash. A group's phase depends only on (seed, group, the
+kinds of its rows), so the result does not depend on row order or process count, and appended rows never move old
+groups. Rows are written in a seeded order derived from their
 ids, so a shuffled input gives byte-identical output.
 
 Which phases a row can serve is `prefdata.contract.phases.SERVES` (design §1): a pair serves sft (prompt + chosen), rm,
@@ -26,18 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefdata.contract.errors import PrefdataError, RowError
+from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES, SERVES, SPLITS
-from prefdata.contract.row import (
-    PREFERENCE_SCHEMA,
-    PREFERENCE_SCHEMA_ID,
-    PREFERENCE_SCHEMA_IDS,
-    RowKind,
-    make_row,
-    prompt_group,
-    reply,
-    row_meta,
-)
+from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, PREFERENCE_SCHEMA_IDS, RowKind
+from prefdata.jobs.decontaminate import MIN_RUN_WORDS, Benchmarks, contaminated, read_benchmarks
+from prefdata.jobs.split_pairs import check_policy, pair_scored
 from prefdata.pipeline import dedup
 from prefdata.pipeline.progress import info, progress
 from prefdata.storage.dataset import DatasetWriter, load_tables, read_manifest
@@ -116,34 +111,6 @@ def row_kinds(table: pa.Table) -> np.ndarray:
                      default=code("prompt_only")).astype(np.int8)
 
 
-def pair_scored(table: pa.Table, rows: np.ndarray, input_of: np.ndarray) -> tuple[list[dict], np.ndarray, dict]:
-    """InstructGPT-style K-choose-2: every two scored replies to one prompt (same input, source, group) with different
-    scores make a pair, higher score chosen, `meta.margin` the difference. Returns (new pair rows, the scored rows that
-    went into at least one pair, counts)."""
-    sets: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
-    for index, row in zip(rows.tolist(), table.take(pa.array(rows, type=pa.int64())).to_pylist()):
-        key = (int(input_of[index]), row["source"], row["group"], prompt_group(row["prompt"]))
-        sets[key].append((index, row))
-    pairs, used, ties = [], set(), 0
-    for members in sets.values():
-        members.sort(key=lambda m: (-m[1]["chosen_score"], m[1]["id"]))
-        for i, (hi_index, hi) in enumerate(members):
-            for lo_index, lo in members[i + 1 :]:
-                if hi["chosen_score"] == lo["chosen_score"]:
-                    ties += 1
-                    continue
-                meta = {**row_meta(hi), "margin": hi["chosen_score"] - lo["chosen_score"], "paired_from": [hi["id"], lo["id"]]}
-                try:
-                    pairs.append(make_row(hi["prompt"], reply(hi, "chosen"), reply(lo, "chosen"), source=hi["source"], group=hi["group"],
-                                          chosen_score=hi["chosen_score"], rejected_score=lo["chosen_score"], meta=meta))
-                except RowError:  # identical replies with different scores: nothing to learn from this pair
-                    continue
-                used.update((hi_index, lo_index))
-    counts = {"scored_rows": int(len(rows)), "pairs_made": len(pairs), "tied_comparisons": ties,
-              "lone_as_demonstration": int(len(rows) - len(used))}
-    return pairs, np.array(sorted(used), dtype=np.int64), counts
-
-
 def blend(alive: np.ndarray, input_of: np.ndarray, group_hash: np.ndarray, row_key: np.ndarray,
           weights: Sequence[float] | None, max_rows: int | None, inputs: int) -> np.ndarray:
     """Rows kept by seeded sampling so inputs make up ``weights`` of the result (at most ``max_rows`` rows).
@@ -181,6 +148,9 @@ def split_datasets(
     max_rows: int | None = None,
     near_dup: float | None = None,
     exclude: Sequence[str | os.PathLike] = (),
+    exclude_ngram: int = 13,
+    pairs: str | None = None,
+    min_margin: float = 0.0,
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
@@ -198,17 +168,25 @@ def split_datasets(
         raise PrefdataError("must be >= 0", field="max_rows")
     if near_dup is not None and not 0.0 < near_dup <= 1.0:
         raise PrefdataError("the near-duplicate threshold must be in (0, 1]", field="near_dup")
+    check_policy(pairs, min_margin)
+    if exclude_ngram < 0:
+        raise PrefdataError("must be >= 0 (0: exact prompt match only)", field="exclude_ngram")
     options = {"inputs": [str(p) for p in inputs], "ratio": list(ratio), "eval_fraction": eval_fraction, "seed": seed,
                "splits": list(splits) if splits else None, "weights": list(weights) if weights else None,
                "max_rows": max_rows, "near_dup": near_dup, "exclude": [str(p) for p in exclude]}
+    if exclude:
+        options["exclude_ngram"] = exclude_ngram
+    if pairs is not None:
+        options.update(pairs=pairs, min_margin=min_margin)
     table, parts = read_inputs(inputs, splits)
+    benchmarks = read_benchmarks(list(exclude)) if exclude else None
     n = table.num_rows
     input_of = np.zeros(n, dtype=np.int32)
     for number, _, _, start, rows in parts:
         input_of[start : start + rows] = number
     with DatasetWriter(out, command="split", options=options, overwrite=overwrite, count_rows_out=False) as writer:
-        for directory in dict.fromkeys(str(p) for p in [*inputs, *exclude]):  # each manifest pins its shards' sha256
-            writer.add_input(Path(directory) / "prefdata.json")
+        for path in dict.fromkeys(str(p) for p in [*inputs, *exclude]):  # each manifest pins its shards' sha256
+            writer.add_input(Path(path) / "prefdata.json" if Path(path).is_dir() else path)
         writer.count_in(n)
         dropped = _Drops(table, parts)
         alive = np.ones(n, dtype=bool)
@@ -217,12 +195,9 @@ def split_datasets(
         gone, kept = dedup.exact_duplicates(table)
         dropped.add(gone, "duplicate", kept, "same id as a row that was kept")
         alive[gone] = False
-        if exclude:
-            eval_keys = np.concatenate([dedup.prompt_keys(read_inputs([d], None)[0]) for d in exclude])
-            info(f"decontaminating against {len(np.unique(eval_keys)):,} prompts from {len(exclude)} dataset(s)", quiet)
-            hit = alive & np.isin(dedup.prompt_keys(table), eval_keys)
-            dropped.add(np.flatnonzero(hit), "contaminated", None, "the prompt occurs in an --exclude dataset")
-            alive &= ~hit
+        decontamination = None
+        if benchmarks is not None:
+            decontamination = _decontaminate(table, alive, benchmarks, exclude_ngram, dropped, quiet)
         if near_dup is not None:
             candidates = np.flatnonzero(alive)
             gone, kept = dedup.near_duplicates(table, near_dup, rows=candidates,
@@ -246,15 +221,20 @@ def split_datasets(
                                              for p, c in zip(inputs, achieved)}}
 
         scored = np.flatnonzero(alive & (kinds == KIND_CODES.index("scored")))
-        pairs, used, pairing = pair_scored(table, scored, input_of)
-        kinds[scored] = KIND_CODES.index("demonstration")  # a lone scored reply is a demonstration
-        pairs = _drop_known_ids(pairs, table.column("id"), alive)
-        pair_table = pa.Table.from_pylist(pairs, schema=PREFERENCE_SCHEMA)
+        pairing = pair_scored(table, scored, input_of, policy=pairs, min_margin=min_margin)
+        kinds[scored] = KIND_CODES.index("demonstration")  # a lone scored reply is a demonstration (no --pairs)
+        left_out = sorted(pairing.left_out)
+        dropped.add(np.array([index for index, _ in left_out], dtype=np.int64), "not_paired", None,
+                    [message for _, message in left_out])
+        alive[[index for index, _ in left_out]] = False
+        used = pairing.used
+        pair_rows = _drop_known_ids(pairing.pairs, table.column("id"), alive)
+        pair_table = pa.Table.from_pylist(pair_rows, schema=PREFERENCE_SCHEMA)
         units = np.flatnonzero(alive)
         units = np.setdiff1d(units, used, assume_unique=True)
-        full = pa.concat_tables([table, pair_table]) if pairs else table
-        unit_kind = np.concatenate([kinds[units], np.full(len(pairs), KIND_CODES.index("pair"), dtype=np.int8)])
-        unit_rows = np.concatenate([units, n + np.arange(len(pairs))])
+        full = pa.concat_tables([table, pair_table]) if pair_rows else table
+        unit_kind = np.concatenate([kinds[units], np.full(len(pair_rows), KIND_CODES.index("pair"), dtype=np.int8)])
+        unit_rows = np.concatenate([units, n + np.arange(len(pair_rows))])
         unit_row_key = np.concatenate([row_key[units], _row_keys(pair_table.column("id"), seed)])
         codes, uniques = _group_codes(pc.take(full.column("group"), pa.array(unit_rows, type=pa.int64())))
         size = np.bincount(codes, minlength=len(uniques))
@@ -285,7 +265,7 @@ def split_datasets(
                 rows_per_split[name] = int(chosen.sum())
         dropped.flush(writer)
         writer.count_out(n - dropped.count)
-        _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_report, dropped, near_dup, exclude)
+        _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing.counts, blend_report, decontamination, dropped, near_dup, exclude)
     return writer.manifest
 
 
@@ -296,23 +276,42 @@ class _Drops:
         self.table, self.parts, self.entries, self.count = table, parts, [], 0
         self.by_reason: dict[str, int] = defaultdict(int)
 
-    def add(self, rows: np.ndarray, reason: str, kept: np.ndarray | None, message: str) -> None:
+    def add(self, rows: np.ndarray, reason: str, kept: np.ndarray | None, message: str | Sequence[str],
+            details: Sequence[dict] | None = None) -> None:
+        """Drop ``rows`` for ``reason``; ``message`` is one for all or one per row, ``details`` extra record fields."""
         if len(rows):
-            self.entries.append((np.asarray(rows), reason, kept, message))
+            messages = [message] * len(rows) if isinstance(message, str) else list(message)
+            self.entries.append((np.asarray(rows), reason, kept, messages, details or [{}] * len(rows)))
             self.count += len(rows)
             self.by_reason[reason] += len(rows)
 
     def flush(self, writer: DatasetWriter) -> None:
         starts = np.array([p[3] for p in self.parts])
         ids = self.table.column("id")
-        for rows, reason, kept, message in self.entries:
+        for rows, reason, kept, messages, details in self.entries:
             refs = self.table.select(["id", "source", "group"]).take(pa.array(rows)).to_pylist()
             kept_ids = pc.take(ids, pa.array(kept)).to_pylist() if kept is not None else [None] * len(rows)
-            for row, record, kept_id in zip(rows.tolist(), refs, kept_ids):
+            for row, record, kept_id, message, extra in zip(rows.tolist(), refs, kept_ids, messages, details):
                 part = self.parts[int(np.searchsorted(starts, row, side="right")) - 1]
                 if kept_id is not None:
                     record["kept_id"] = kept_id
+                record.update(extra)
                 writer.quarantine(reason, message, record, file=f"{part[1]}/{part[2]}", index=row - part[3])
+
+
+def _decontaminate(table: pa.Table, alive: np.ndarray, benchmarks: Benchmarks, ngram: int, dropped: _Drops,
+                   quiet: bool) -> dict[str, Any]:
+    """Quarantine the live rows whose prompt is (or holds an ``ngram``-word run of) a benchmark prompt; the report."""
+    how = f"exact prompts and {ngram}-grams" if ngram else "exact prompts only"
+    info(f"decontaminating against {len(benchmarks.ids):,} prompts from {len(set(benchmarks.files))} benchmark(s), {how}", quiet)
+    checked = np.flatnonzero(alive)
+    removals = contaminated(table, checked, benchmarks, ngram)
+    dropped.add(removals.rows, "contaminated", None, removals.messages, removals.details)
+    alive[removals.rows] = False
+    return {"benchmarks": list(dict.fromkeys(benchmarks.files)), "benchmark_prompts": len(benchmarks.ids), "ngram": ngram,
+            "min_run_words": min(ngram, MIN_RUN_WORDS) if ngram else None, "rows_checked": len(checked),
+            "removed_exact": removals.exact, "removed_ngram": removals.ngram,
+            "rows_kept": len(checked) - len(removals.rows)}
 
 
 def _group_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
@@ -341,7 +340,7 @@ def _drop_known_ids(pairs: list[dict], ids: pa.ChunkedArray, alive: np.ndarray) 
     return list(unique.values())
 
 
-def _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_report, dropped, near_dup, exclude):
+def _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_report, decontamination, dropped, near_dup, exclude):
     total = sum(rows_per_split.values())
     per_phase = {p: rows_per_split[f"{p}_train"] + rows_per_split[f"{p}_eval"] for p in PHASES}
     requested = {p: r / sum(ratio) for p, r in zip(PHASES, ratio)}
@@ -361,6 +360,8 @@ def _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing, blend_r
     writer.extra["pairing"] = pairing
     if blend_report is not None:
         writer.extra["blend"] = blend_report
+    if decontamination is not None:
+        writer.extra["decontamination"] = decontamination
     for phase in PHASES:
         if requested[phase] > 0 and per_phase[phase] == 0:
             writer.warn(f"phase {phase} is empty although its ratio is {ratio[PHASES.index(phase)]:g}")

@@ -175,7 +175,7 @@ class _Job:
 
     async def _generate(self, engine: Engine, loop: RecordLoop) -> list[str]:
         writer = loop.writer
-        index = NearDuplicateIndex(self.similarity, reference_texts=self.seeds)
+        index = NearDuplicateIndex(self.similarity)
         for seed in self.seeds:
             index.add(seed)
         kept: list[str] = []

@@ -26,7 +26,7 @@ from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import row_kind
 from prefdata.contract.rules import field_pointer, number_from_text
 from prefdata.formats import FORMATS, detect_from_records, detection_head, most_specific
-from prefdata.formats.common import Format
+from prefdata.formats.common import Format, maybe_json
 from prefdata.jobs.validate_dataset import validate_directory
 from prefdata.jobs.validate_report import DEFAULT_MAX_ERRORS, Echo, ValidationReport, Violation
 from prefdata.jobs.validate_schema import (
@@ -119,15 +119,35 @@ def rule_error(schema: str, record: Any) -> RowError | None:
     return parse_for_rules(fmt, record)[1]
 
 
+def _json_cells(record: dict[str, Any]) -> dict[str, Any]:
+    """A CSV record with its JSON-text cells (lists of messages, message objects) decoded, as the parsers decode them."""
+    decoded = {}
+    for key, value in record.items():
+        try:
+            decoded[key] = maybe_json(value, key)
+        except RowError:  # nested too deep: the parser quarantines it, the schema sees the text
+            decoded[key] = value
+    return decoded
+
+
+def schema_problems(validator, record: Any, csv: bool) -> list[tuple[str, str]]:
+    """The schema's problems with ``record``; in CSV, where a list of messages can only be JSON text, the record with
+    its JSON cells decoded is checked too and its problems count instead (none when either reading is valid)."""
+    problems = check_value(validator, record)
+    if problems and csv and isinstance(record, dict):
+        problems = check_value(validator, _json_cells(record))
+    return problems
+
+
 def record_violations(where: str, record: Any, validator, fmt: Format | None, report: ValidationReport,
-                      out: Echo | None) -> tuple[bool, dict[str, Any] | None]:
+                      out: Echo | None, csv: bool = False) -> tuple[bool, dict[str, Any] | None]:
     """Report one record's schema problems and row-rule error (from ``fmt``'s parser); ``(has any, the row import
     would make of it)``.
 
     A rule error at a field the schema already reported (or one the record has no key for, as a row field named by
     `make_row`) adds its reason code to the schema's line rather than a second line for the same defect.
     """
-    problems = check_value(validator, record)
+    problems = schema_problems(validator, record, csv)
     row, error = parse_for_rules(fmt, record)
     pointer = field_pointer(error.field) if error is not None else None
     if pointer is not None and pointer.split("/")[1] not in record:
@@ -189,7 +209,7 @@ def validate_file(path: str | os.PathLike, report: ValidationReport, *, schema: 
         elif numbers:
             value = _from_csv(value, numbers)
         fmt = detected or (rule_format(schema, value) if isinstance(value, dict) else None)
-        bad, row = record_violations(where, value, validator, fmt, report, out)
+        bad, row = record_violations(where, value, validator, fmt, report, out, csv)
         report.bad_records += bad
         if row is not None:
             kinds[row_kind(row)] += 1

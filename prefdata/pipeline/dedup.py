@@ -15,7 +15,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prefdata.storage.rows import reply_texts
+
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_BLOCK_VALUES = 1 << 20
+_ROLL_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2^64
+_ROLL_INVERSE = np.uint64(pow(0x9E3779B97F4A7C15, -1, 1 << 64))
 _HEX = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
@@ -111,10 +116,11 @@ def prompt_keys(table: pa.Table) -> np.ndarray:
 
 
 def row_texts(table: pa.Table) -> pa.Array:
-    """Prompt + chosen + rejected as one string: what near-duplicate detection compares."""
+    """Prompt + chosen + rejected as one string (replies stored as turns included): what near-duplicate detection
+    compares."""
     prompt = prompt_texts(table.column("prompt"))
-    chosen = pc.fill_null(table.column("chosen").combine_chunks(), "")
-    rejected = pc.fill_null(table.column("rejected").combine_chunks(), "")
+    chosen = pc.fill_null(reply_texts(table, "chosen"), "")
+    rejected = pc.fill_null(reply_texts(table, "rejected"), "")
     return pc.binary_join_element_wise(prompt, chosen, rejected, "\n")
 
 
@@ -138,6 +144,58 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
+def words(texts: pa.Array) -> pa.ListArray:
+    """Lower-cased words of each text, punctuation removed: what shingles, MinHash and decontamination compare."""
+    return pc.utf8_split_whitespace(pc.replace_substring_regex(pc.utf8_lower(texts), r"[^\w\s]+", " "))
+
+
+class Words:
+    """The words of many texts, hashed once: `shingles` then reads runs of any length without re-tokenising."""
+
+    def __init__(self, texts: pa.Array) -> None:
+        split = words(texts)
+        offsets = split.offsets.to_numpy().astype(np.int64)
+        self.offsets = offsets - offsets[0]
+        self.flat = split.flatten()
+        self.hashes = hash64_column(self.flat, "word\0") if len(self.flat) else np.zeros(0, dtype=np.uint64)
+        self.row = np.repeat(np.arange(len(texts)), np.diff(self.offsets))
+        self._rolling: tuple[np.ndarray, np.ndarray] | None = None
+
+    def runs(self, ngram: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like `shingles` (no short texts), but a polynomial rolling hash: after one prefix sum, each run length costs
+        a few array operations instead of ``ngram`` passes (decontamination tries several lengths over millions of
+        words: 100k HH rows, `bench/decontam.py`). A different hash from `shingles`, which MinHash keeps unchanged."""
+        n = len(self.flat)
+        with np.errstate(over="ignore"):
+            if self._rolling is None:  # hash(run i..i+k) = B^(i+k-1) * sum_j h_j B^-j, position-free, mod 2^64
+                powers, inverse = (np.concatenate([np.ones(1, np.uint64), np.cumprod(np.full(n, base, np.uint64))[:-1]])
+                                   for base in (_ROLL_BASE, _ROLL_INVERSE))
+                self._rolling = (np.concatenate([np.zeros(1, np.uint64), np.cumsum(self.hashes * inverse)]), powers)
+            prefix, powers = self._rolling
+            start = np.flatnonzero(np.arange(n) + ngram <= self.offsets[1:][self.row])
+            window = (prefix[start + ngram] - prefix[start]) * powers[start + ngram - 1]
+            return splitmix64(window ^ np.uint64(ngram)), self.row[start], start
+
+    def shingles(self, ngram: int, *, whole_if_shorter: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """64-bit hashes of every run of ``ngram`` consecutive words of each text, as ``(hashes, row, start)``: the
+        text and first-word position (in `flat`) of each. A text shorter than ``ngram`` words gives one shingle of
+        all its words when ``whole_if_shorter``, else none. A hash depends only on the words, so equal runs in
+        different texts (or tables) hash equal."""
+        n = len(self.flat)
+        pos = np.arange(n)
+        end_of = self.offsets[1:][self.row]
+        shingle = np.zeros(n, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for k in range(ngram):
+                part = np.where(pos + k < end_of, self.hashes[np.minimum(pos + k, max(n - 1, 0))], np.uint64(0))
+                shingle = splitmix64(shingle * np.uint64(0x100000001B3) + part)
+        valid = pos + ngram <= end_of
+        if whole_if_shorter:
+            start_of = self.offsets[:-1][self.row]
+            valid |= (pos == start_of) & (end_of - start_of < ngram)
+        return shingle[valid], self.row[valid], pos[valid]
+
+
 def minhash_signatures(texts: pa.Array, *, num_perm: int = 64, ngram: int = 3, seed: int = 0) -> np.ndarray:
     """MinHash signatures (N x num_perm, uint32) over word ``ngram`` shingles; rows without words get all-ones."""
     n = len(texts)
@@ -147,32 +205,16 @@ def minhash_signatures(texts: pa.Array, *, num_perm: int = 64, ngram: int = 3, s
     rng = np.random.default_rng(0x5EED + seed)
     mult = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) | np.uint64(1)
     add = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
-    words = pc.utf8_split_whitespace(pc.replace_substring_regex(pc.utf8_lower(texts), r"[^\w\s]+", " "))
-    offsets = words.offsets.to_numpy().astype(np.int64)
-    offsets = offsets - offsets[0]
-    flat = words.flatten()
-    if len(flat) == 0:
+    shingle, rows, _ = Words(texts).shingles(ngram)
+    if len(shingle) == 0:
         return signatures
-    word_hash = hash64_column(flat, "word\0")
-    lengths = np.diff(offsets)
-    row_of = np.repeat(np.arange(n), lengths)
-    end_of = offsets[1:][row_of]
-    start_of = offsets[:-1][row_of]
-    pos = np.arange(len(flat))
-    shingle = np.zeros(len(flat), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(ngram):
-            nxt = np.minimum(pos + k, len(flat) - 1)
-            part = np.where(pos + k < end_of, word_hash[nxt], np.uint64(0))
-            shingle = splitmix64(shingle * np.uint64(0x100000001B3) + part)
-    valid = (pos + ngram <= end_of) | ((pos == start_of) & (end_of - start_of < ngram))
-    shingle, rows = shingle[valid], row_of[valid]
     has = np.unique(rows)
     starts = np.searchsorted(rows, has)
+    step = max(1, _BLOCK_VALUES // len(shingle))  # permutations per numpy pass: few texts need one pass, not num_perm
     with np.errstate(over="ignore"):
-        for p in range(num_perm):
-            permuted = ((shingle * mult[p] + add[p]) >> np.uint64(32)).astype(np.uint32)
-            signatures[has, p] = np.minimum.reduceat(permuted, starts)
+        for p in range(0, num_perm, step):
+            permuted = ((shingle[:, None] * mult[None, p : p + step] + add[None, p : p + step]) >> np.uint64(32))
+            signatures[has, p : p + step] = np.minimum.reduceat(permuted.astype(np.uint32), starts, axis=0)
     return signatures
 
 
@@ -215,12 +257,9 @@ def similar_pairs(
     has_words = signatures[:, 0] != np.iinfo(np.uint32).max
     bands, width = lsh_params(threshold, num_perm)
     first, second = [], []
+    keys = band_keys(signatures, bands, width)
     for band in range(bands):
-        block = signatures[:, band * width : (band + 1) * width].astype(np.uint64)
-        key = np.zeros(n, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for column in block.T:
-                key = splitmix64(key * np.uint64(0x100000001B3) + column)
+        key = keys[:, band]
         candidates = np.flatnonzero(has_words)
         order = candidates[np.argsort(key[candidates], kind="stable")]
         sorted_key = key[order]
@@ -239,6 +278,17 @@ def similar_pairs(
     agree = np.concatenate([(signatures[a[i : i + 200_000]] == signatures[b[i : i + 200_000]]).mean(axis=1) >= threshold
                             for i in range(0, len(a), 200_000)])
     return a[agree], b[agree]
+
+
+def band_keys(signatures: np.ndarray, bands: int, width: int) -> np.ndarray:
+    """LSH: one 64-bit key per row and band (N x bands) from ``width`` signature columns each; equal keys = a shared
+    bucket."""
+    blocks = signatures[:, : bands * width].astype(np.uint64).reshape(len(signatures), bands, width)
+    keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in range(width):
+            keys = splitmix64(keys * np.uint64(0x100000001B3) + blocks[:, :, column])
+    return keys
 
 
 def keep_smallest_id(a: np.ndarray, b: np.ndarray, ids: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

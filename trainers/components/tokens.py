@@ -12,7 +12,7 @@ is checked against them whenever it is opened; a damaged entry is rebuilt with a
 
 Phase layouts (one row per example):
 
-Replies are rendered from `reply_messages` (a continuation with tool calls renders as the template writes it), and a
+Replies are rendered from `reply` (a continuation with tool calls renders as the template writes it), and a
 phase takes only the rows `serves` gives it: an unpaired (KTO-labelled) row is never sft data, nor an rm pair
 (the ``kto`` layout reads it).
 
@@ -51,7 +51,7 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES as DATA_PHASES
 from prefdata.contract.phases import serves
 from prefdata.contract.render import TEMPLATES, render
-from prefdata.contract.row import UNSUP_SCHEMA_ID, reply_messages, row_meta
+from prefdata.contract.row import UNSUP_SCHEMA_ID, reply, row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import file_sha256, verify_directory
 from prefdata.storage.home import token_cache_dir
@@ -97,15 +97,28 @@ class TokenizeSpec:
 # ---------------------------------------------------------------------------------------------------------- keys
 
 
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """sha256 over the files the tokenizer saves: vocabulary, merges, special tokens and chat template all count."""
+def tokenizer_fingerprint(tokenizer: Any, template: str = "tokenizer") -> str:
+    """sha256 over the files the tokenizer saves: vocabulary, merges and special tokens count, and the chat template
+    when it renders the text (``template == "tokenizer"``). With dschat/chatml it changes no token: a checkpoint, which
+    saves its run's chat template, keeps the cache entries of the tokenizer it was trained with."""
     digest = hashlib.sha256()
     with tempfile.TemporaryDirectory(prefix="prefdata-tok-") as tmp:
         tokenizer.save_pretrained(tmp)
         for path in sorted(Path(tmp).rglob("*")):
-            if path.is_file():
-                digest.update(path.relative_to(tmp).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+            name = path.relative_to(tmp).as_posix()
+            if not path.is_file() or (template != "tokenizer" and _is_chat_template(name)):
+                continue
+            content = path.read_bytes()
+            if template != "tokenizer" and name == "tokenizer_config.json":
+                config = {k: v for k, v in json.loads(content).items() if k != "chat_template"}
+                content = json.dumps(config, sort_keys=True).encode()
+            digest.update(name.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()
+
+
+def _is_chat_template(name: str) -> bool:
+    """The files `save_pretrained` writes a chat template to (transformers 4.4x and 5)."""
+    return name in ("chat_template.jinja", "chat_template.json") or name.startswith("additional_chat_templates/")
 
 
 def split_checksums(data_dir: str | os.PathLike, split: str, phase: str) -> list[str]:
@@ -224,8 +237,7 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
     counts["not_for_phase"] += len(rows) - len(use)
     prompts = [enc.render(r["prompt"]) for r in use]
     prompt_ids = enc.encode(prompts)
-    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], reply_messages(r, "chosen")) for r in use],
-                                prompt_ids)
+    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], reply(r, "chosen")) for r in use], prompt_ids)
     if spec.phase == "sft":
         for ids, n_prompt in chosen:
             fitted = _fit(ids, n_prompt, spec.max_seq_len, spec.truncation)
@@ -240,8 +252,7 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
             columns["input_ids"].append(fitted[0])
             columns["prompt_tokens"].append(n_prompt)
         return columns
-    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], reply_messages(r, "rejected")) for r in use],
-                                  prompt_ids)
+    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], reply(r, "rejected")) for r in use], prompt_ids)
     for row, (c_ids, c_prompt), (r_ids, r_prompt) in zip(use, chosen, rejected):
         c_fit = _fit(c_ids, c_prompt, spec.max_seq_len, spec.truncation)
         r_fit = _fit(r_ids, r_prompt, spec.max_seq_len, spec.truncation)
@@ -275,7 +286,7 @@ def _tokenize_labelled(rows: list[dict], enc: _Encoder, counts: Counter, columns
     examples = [(row, side, desirable) for row in rows for side, desirable in labelled_replies(row)]
     counts["not_for_phase"] += sum(1 for row in rows if not labelled_replies(row))
     prompts = [enc.render(row["prompt"]) for row, _, _ in examples]
-    fulls = [enc.render(row["prompt"], reply_messages(row, side)) for row, side, _ in examples]
+    fulls = [enc.render(row["prompt"], reply(row, side)) for row, side, _ in examples]
     for (ids, n_prompt), (_, _, desirable) in zip(enc.encode_replies(prompts, fulls), examples):
         fitted = _fit(ids, n_prompt, enc.spec.max_seq_len, enc.spec.truncation)
         if fitted is None:
@@ -398,7 +409,7 @@ def tokenized(
     is ``$PREFDATA_HOME/tokens``. The dataset is verified first, the entry whenever it is opened (module docstring).
     """
     cache_root = _cache_root(cache_dir)
-    checksums, tokenizer_hash = split_checksums(data_dir, split, spec.phase), tokenizer_fingerprint(tokenizer)
+    checksums, tokenizer_hash = split_checksums(data_dir, split, spec.phase), tokenizer_fingerprint(tokenizer, spec.template)
     key = cache_key(checksums, tokenizer_hash, spec)
     entry = cache_root / f"{spec.phase}-{split}-{key}"
     if entry.exists():

@@ -195,7 +195,7 @@ def _train_dpo(cfg: DPOConfig, rank: int, world: int, work: Path) -> dict[str, A
     # 5. Evaluate, keep a resume point, write the checkpoint (the policy, a causal LM).
     after = evaluate(cfg, engine, eval_loader, ref_eval) if len(eval_set) else {}
     checkpoints.save_resume_point(engine, resume_dir, step, micro_step)
-    checkpoints.save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge)
+    checkpoints.save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge, template=cfg.template)
     summary = {"phase": "dpo", "event": "end", "steps": step, "first_loss": losses[0] if losses else None,
                "last_loss": losses[-1] if losses else None, "eval_before": before, "eval_after": after, "out": str(out)}
     log(summary)

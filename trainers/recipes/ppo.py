@@ -284,8 +284,9 @@ def _train_ppo(cfg: PPOConfig, reward_model: Any, rank: int, world: int, work: P
     # 4. Resume points and checkpoints: the actor in OUT, the critic in OUT/critic.
     checkpoints.save_resume_point(actor_engine, resume_dir / "actor", step, micro_step)
     checkpoints.save_resume_point(critic_engine, resume_dir / "critic", step, micro_step)
-    checkpoints.save_hf(actor_engine, tokenizer, work, rank, merge_lora=cfg.lora_merge)
-    checkpoints.save_hf(critic_engine, tokenizer, work / "critic", rank, merge_lora=cfg.lora_merge)
+    checkpoints.save_hf(actor_engine, tokenizer, work, rank, merge_lora=cfg.lora_merge, template=cfg.template)
+    checkpoints.save_hf(critic_engine, tokenizer, work / "critic", rank, merge_lora=cfg.lora_merge,
+                        template=cfg.template)
     summary = {"phase": "ppo", "event": "end", "steps": step, "rewards": rewards, "kls": kls, "out": str(out)}
     log({k: v for k, v in summary.items() if k not in ("rewards", "kls")})
     return {**summary, "cache": prompts.info, "cache_built": prompts.built, "config": asdict(cfg)}

@@ -134,7 +134,7 @@ def _train_reward(cfg: RewardConfig, rank: int, world: int, work: Path) -> dict[
     # 4. Evaluate, keep a resume point, write the checkpoint.
     after = evaluate(engine, eval_loader) if len(eval_set) else {}
     checkpoints.save_resume_point(engine, resume_dir, step, micro_step)
-    checkpoints.save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge)
+    checkpoints.save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge, template=cfg.template)
     summary = {"phase": "reward", "event": "end", "steps": step, "first_loss": losses[0] if losses else None,
                "last_loss": losses[-1] if losses else None, "eval_before": before, "eval_after": after, "out": str(out)}
     log(summary)

@@ -5,7 +5,8 @@
 
 With ``--model tiny-gpt2`` (or another config) there is no pretrained tokenizer to go with the model; this one is
 trained on the rendered prompt + replies of every split, has ``<|endoftext|>`` as EOS, ``<pad>`` as padding, and saves
-as a `PreTrainedTokenizerFast` that ``--tokenizer`` (and `AutoTokenizer.from_pretrained`) loads.
+as a `PreTrainedTokenizerFast` that ``--tokenizer`` (and `AutoTokenizer.from_pretrained`) loads. It carries the chat
+template of ``--template``, so TRL, vLLM and ``transformers serve`` render chats exactly as prefdata does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.render import TEMPLATES, render
 from prefdata.storage.dataset import iter_rows, verify_directory
+from trainers.components.chat_template import chat_template_for
 from trainers.runtime.options import TOKENIZE_DEFAULTS, config_from_options, options_from, run_main, setting
 from trainers.runtime.output import trainer_output
 
@@ -43,22 +45,29 @@ class TokenizerConfig:
 
 
 def _texts(data_dir: str, template: str) -> Iterator[str]:
+    """The rendered prompt (+ chosen text), the rejected text, and every message of a multi-message continuation
+    (prefdata.preference/2: tool calls and tool results too), so no reply's words are missing from the vocabulary."""
     for _, row in iter_rows(data_dir):
         yield render(row["prompt"], row["chosen"], template) if row.get("chosen") else render(row["prompt"], None, template)
         if row.get("rejected"):
             yield row["rejected"]
+        for side in ("chosen_turns", "rejected_turns"):
+            for message in row.get(side) or ():
+                yield from (message[key] for key in ("content", "tool_calls") if message.get(key))
 
 
 def train_tokenizer(cfg: TokenizerConfig) -> dict[str, Any]:
-    """Train, save to ``cfg.out`` and return ``{"out", "vocab_size", "eos_token"}``."""
+    """Train, save to ``cfg.out`` and return ``{"data", "out", "vocab_size", "eos_token", "template"}``."""
     from transformers import PreTrainedTokenizerFast
 
     verify_directory(cfg.data)  # a clear error for a directory that is not a prefdata dataset, or a damaged one
     with trainer_output(cfg, replaceable=_tokenizer_only) as work:
         tokenizer = _train_bpe(cfg)
         fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD, unk_token=UNK)
+        fast.chat_template = chat_template_for(cfg.template)
         fast.save_pretrained(work)
-    return {"data": str(cfg.data), "out": str(cfg.out), "vocab_size": len(fast), "eos_token": EOS}
+    return {"data": str(cfg.data), "out": str(cfg.out), "vocab_size": len(fast), "eos_token": EOS,
+            "template": cfg.template}
 
 
 def _tokenizer_only(out: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from prefdata.contract.errors import PrefdataError
 from trainers.components import lora
+from trainers.components.chat_template import with_training_template
 from trainers.runtime.distributed import barrier
 from trainers.runtime.ds_config import zero_stage_of
 
@@ -20,12 +21,14 @@ def unwrap(engine_or_module: Any) -> Any:
     return getattr(module, "model", module) if type(module).__name__ == "_ValueModel" else module
 
 
-def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int, *, merge_lora: bool = False) -> None:
+def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int, *, template: str, merge_lora: bool = False) -> None:
     """Write a `from_pretrained` checkpoint (model + tokenizer) into ``out``: gathered under ZeRO-3, written by rank 0
     into a temporary folder, then moved into place file by file.
 
     Under LoRA the adapter goes to ``out/adapter`` (``PeftModel.from_pretrained(base, out/adapter)``) and, with
-    ``merge_lora``, the base with the adapter merged in is ``out``'s model, so the next phase reads it as usual."""
+    ``merge_lora``, the base with the adapter merged in is ``out``'s model, so the next phase reads it as usual.
+    The tokenizer is saved with the chat template of ``template``, the rendering the model was trained on, so TRL,
+    vLLM and ``transformers serve`` prompt it as it learnt."""
     import deepspeed
 
     model = unwrap(engine)
@@ -44,7 +47,7 @@ def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int, *, merge_lora: bo
                 lora.merged_model(model, state).save_pretrained(tmp)
         else:
             model.save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
+        with_training_template(tokenizer, template).save_pretrained(tmp)
         for path in tmp.iterdir():
             if path.is_dir():
                 shutil.rmtree(out / path.name, ignore_errors=True)
