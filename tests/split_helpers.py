@@ -26,6 +26,12 @@ def prompt_only(i: int, group: str | None = None) -> dict:
     return make_row(user(f"Prompt {i}: suggest a name for a cat."), source="custom/prompts", group=group)
 
 
+def unpaired(i: int, label: bool, group: str | None = None) -> dict:
+    reply = f"Unpaired reply {i}: {'a kind answer' if label else 'a rude answer'}."
+    return make_row(user(f"Unpaired {i}: how do I greet a neighbour?"), reply if label else None,
+                    None if label else reply, label=label, source="custom/kto", group=group)
+
+
 def scored(prompt: str, reply: str, score: float, group: str | None = None) -> dict:
     return make_row(user(prompt), reply, source="custom/scored", group=group, chosen_score=score)
 

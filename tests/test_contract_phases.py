@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from split_helpers import demo, pair, prompt_only, scored, write_dataset
+from split_helpers import demo, pair, prompt_only, scored, unpaired, write_dataset
 
 from prefdata.contract.phases import (
     BY_NEED,
@@ -21,11 +21,14 @@ from prefdata.contract.row import row_kind
 from prefdata.jobs import export, split
 from prefdata.jobs.stats import dataset_stats
 
-ROWS = {"pair": pair(1), "demonstration": demo(1), "scored": scored("Rate me", "Fine.", 3.0), "prompt_only": prompt_only(1)}
-# What `prefdata split` assigns each kind to, and what each phase can read from it, written out by hand from design §1.
-HAND_SERVES = {"pair": {"sft", "rm", "ppo"}, "demonstration": {"sft"}, "scored": {"sft"}, "prompt_only": {"ppo"}}
+ROWS = {"pair": pair(1), "demonstration": demo(1), "scored": scored("Rate me", "Fine.", 3.0), "prompt_only": prompt_only(1),
+        "unpaired": unpaired(1, False)}
+# What `prefdata split` assigns each kind to, and what each phase can read from it, written out by hand from design §1
+# and the /2 spec (an unpaired row goes to rm, where KTO reads it, and never serves sft).
+HAND_SERVES = {"pair": {"sft", "rm", "ppo"}, "demonstration": {"sft"}, "scored": {"sft"}, "prompt_only": {"ppo"},
+               "unpaired": {"rm"}}
 HAND_READS = {"pair": {"sft", "rm", "ppo"}, "demonstration": {"sft", "ppo"}, "scored": {"sft", "ppo"},
-              "prompt_only": {"ppo"}}
+              "prompt_only": {"ppo"}, "unpaired": {"ppo"}}
 
 
 def test_the_phases_and_their_splits():

@@ -33,7 +33,9 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def expected_id(prompt: list[dict], chosen: str | None, rejected: str | None) -> str:
-    """The contract's id, computed here without prefdata: sha256 of the canonical JSON, first 16 hex chars."""
+    """The contract's id, computed here without prefdata: sha256 of the canonical JSON, first 16 hex chars, each
+    message with only its set keys (`datasets` shows unset tool fields as nulls)."""
+    prompt = [{key: value for key, value in message.items() if value is not None} for message in prompt]
     canonical = json.dumps([prompt, chosen, rejected], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -58,12 +60,13 @@ def test_end_to_end_through_the_cli(tmp_path, capsys):
     good = [r for r in records if r["chosen"] != r["rejected"]]
     assert dataset.num_rows == len(good)
     for row, record in zip(dataset, good):
-        prompt = [{"role": "user", "content": record["prompt"]}]
+        # datasets shows a message's unset tool fields as nulls (prefdata's own readers leave them out)
+        prompt = [{"role": "user", "content": record["prompt"], "tool_calls": None, "tool_call_id": None, "name": None}]
         assert row["prompt"] == prompt and row["chosen"] == record["chosen"] and row["rejected"] == record["rejected"]
         assert row["id"] == expected_id(prompt, record["chosen"], record["rejected"])
         assert row["source"] == "custom/pairs"
     manifest = read_manifest(out)
-    assert manifest["schema"] == "prefdata.preference/1" and manifest["command"] == "import"
+    assert manifest["schema"] == "prefdata.preference/2" and manifest["command"] == "import"
     assert manifest["counts"] == {"records_in": 21, "rows_out": 20, "quarantined": 1,
                                   "quarantined_by_reason": {"identical_pair": 1}}
     assert manifest["inputs"] == [{"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -219,7 +222,8 @@ def test_csv_with_json_list_columns(tmp_path, capsys):
                          json.dumps([{"role": "assistant", "content": "嗯。"}], ensure_ascii=False)])
     assert run(capsys, path, "--out", tmp_path / "o", "-q")[0] == 0
     row = load_from_disk(str(tmp_path / "o"))["train"][0]
-    assert row["prompt"] == [{"role": "user", "content": "你好"}] and row["chosen"] == "你好！"
+    assert row["prompt"] == [{"role": "user", "content": "你好", "tool_calls": None, "tool_call_id": None, "name": None}]
+    assert row["chosen"] == "你好！"
 
 
 def test_several_files_keep_their_own_format_and_source(tmp_path, capsys):

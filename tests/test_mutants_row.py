@@ -41,14 +41,14 @@ MAKE_ROW_REFUSALS = [
     ([*Q, "hi"], "a", "b", {}, ("schema_violation", "prompt[1]", "message 1 is a string, not an object")),
     ([*Q, ["user", "hi"]], "a", "b", {}, ("schema_violation", "prompt[1]", "message 1 is a list, not an object")),
     ([{"role": "bot", "content": "hi"}], "a", "b", {},
-     ("bad_role", "prompt[0].role", "role 'bot' is not one of system, user, assistant")),
+     ("bad_role", "prompt[0].role", "role 'bot' is not one of system, user, assistant, tool")),
     ([{"role": "user", "content": 7}], "a", "b", {},
      ("schema_violation", "prompt[0].content", "content is a number, not a string")),
     ([*Q, {"role": "assistant", "content": "Oak."}], "a", "b", {},
      ("prompt_not_ending_with_user", "prompt", "the prompt must end with a user message")),
     (EMPTY_USERS, "a", "b", {}, ("empty_prompt", "prompt", "every user message in the prompt is empty")),
-    (Q, 3, "b", {}, ("schema_violation", "chosen", "is a number, not a string")),
-    (Q, "a", ["b"], {}, ("schema_violation", "rejected", "is a list, not a string")),
+    (Q, 3, "b", {}, ("schema_violation", "chosen", "is a number, not a string or a list of messages")),
+    (Q, "a", ["b"], {}, ("schema_violation", "rejected[0]", "message 0 is a string, not an object")),
     (Q, "  ", "b", {}, ("empty_reply", "chosen", "the reply is empty")),
     (Q, "a", "", {}, ("empty_reply", "rejected", "the reply is empty")),
     (Q, None, "b", {}, ("missing_field", "chosen", "a rejected reply needs a chosen reply")),
@@ -91,7 +91,7 @@ def test_row_from_turns_is_the_whole_row():
     row = make_row_from_turns(roles, contents, "Oak.", "Rock.", source="custom/t")
     assert row == {"id": sha16([prompt, "Oak.", "Rock."]), "source": "custom/t", "group": sha16(prompt),
                    "prompt": prompt, "chosen": "Oak.", "rejected": "Rock.", "chosen_score": None,
-                   "rejected_score": None, "meta": "{}"}
+                   "rejected_score": None, "meta": "{}", "chosen_turns": None, "rejected_turns": None, "label": None}
 
 
 def test_unsup_refusals_and_id():

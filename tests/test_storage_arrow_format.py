@@ -16,7 +16,7 @@ import pytest
 from datasets import DatasetInfo, Features, config, load_from_disk
 from datasets.arrow_writer import ArrowWriter, get_arrow_writer_batch_size_from_features
 
-from prefdata.contract.row import PREFERENCE_SCHEMA_ID, SCHEMAS, UNSUP_SCHEMA_ID
+from prefdata.contract.row import PREFERENCE_SCHEMA_ID, PREFERENCE_V1_SCHEMA_ID, SCHEMAS, UNSUP_SCHEMA_ID
 from prefdata.storage.arrow_format import WRITER_BATCH_ROWS, features_json
 from prefdata.storage.dataset import SplitWriter
 
@@ -28,17 +28,26 @@ def preference_row(i: int) -> dict:
     prompt = [{"role": "user", "content": f"question {i} é 字"}]
     if i % 3 == 0:
         prompt = [{"role": "system", "content": ""}, *prompt, {"role": "assistant", "content": "ok"}, *prompt]
-    return {"id": f"{i:016x}", "source": "test/src", "group": f"g{i % 7}", "prompt": prompt,
-            "chosen": None if i % 5 == 0 else f"good {i}", "rejected": None if i % 2 else f"bad {i} \n\"",
-            "chosen_score": None if i % 4 else i / 3, "rejected_score": -1.5 if i % 6 == 0 else None,
-            "meta": json.dumps({"n": i}) if i % 2 else "{}"}
+    row = {"id": f"{i:016x}", "source": "test/src", "group": f"g{i % 7}", "prompt": prompt,
+           "chosen": None if i % 5 == 0 else f"good {i}", "rejected": None if i % 2 else f"bad {i} \n\"",
+           "chosen_score": None if i % 4 else i / 3, "rejected_score": -1.5 if i % 6 == 0 else None,
+           "meta": json.dumps({"n": i}) if i % 2 else "{}"}
+    if i % 7 == 0:  # the /2 columns (a /1 table leaves them out): a continuation with a tool call, a label
+        call = '[{"function":{"arguments":"{}","name":"f"},"id":"c1","type":"function"}]'
+        row["chosen"], row["chosen_turns"] = None, [
+            {"role": "assistant", "content": "", "tool_calls": call},
+            {"role": "tool", "content": "42", "tool_call_id": "c1", "name": "f"},
+            {"role": "assistant", "content": f"good {i}"}]
+        row["label"] = i % 2 == 0
+    return row
 
 
 def unsup_row(i: int) -> dict:
     return {"id": f"{i:016x}", "source": "test/text", "text": f"text {i} ü" * (i % 4), "meta": "{}"}
 
 
-ROW_MAKERS = {PREFERENCE_SCHEMA_ID: preference_row, UNSUP_SCHEMA_ID: unsup_row}
+ROW_MAKERS = {PREFERENCE_SCHEMA_ID: preference_row, UNSUP_SCHEMA_ID: unsup_row,
+              PREFERENCE_V1_SCHEMA_ID: preference_row}  # /1 is only read, but its shards are datasets' all the same
 
 
 def table(schema_id: str, start: int, stop: int) -> pa.Table:

@@ -424,7 +424,7 @@ def test_a_changed_arrow_schema_is_caught(dataset):
     rewrite_shard(dataset, "train", table.set_column(table.schema.get_field_index("chosen_score"), "chosen_score",
                                                      scores).drop_columns(["meta"]))
     found = problems_of(dataset)
-    assert any("Arrow schema is not prefdata.preference/1" in p and "missing column meta" in p
+    assert any("Arrow schema is not prefdata.preference/2" in p and "missing column meta" in p
                and "column chosen_score is string, expected double" in p for p in found), found
 
 
@@ -443,7 +443,7 @@ def test_row_invariants_of_the_contract(tmp_path):
     found = problems_of(out)
     assert found == [  # the messages and reason codes of make_row (prefdata.contract.rules)
         f"{out}/train:0: /prompt: the prompt must end with a user message (prompt_not_ending_with_user)",
-        f"{out}/train:1: /prompt/0/role: role 'human' is not one of system, user, assistant (bad_role)",
+        f"{out}/train:1: /prompt/0/role: role 'human' is not one of system, user, assistant, tool (bad_role)",
         f"{out}/train:2: /chosen: a rejected reply needs a chosen reply (missing_field)",
         f"{out}/train:3: /rejected: chosen and rejected are identical (identical_pair)",
     ]

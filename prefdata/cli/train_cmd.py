@@ -1,4 +1,4 @@
-"""`prefdata train sft|reward|ppo|tokenizer`: the trainer recipes, run in this process (one rank; use
+"""`prefdata train sft|reward|ppo|dpo|kto|tokenizer`: the trainer recipes, run in this process (one rank; use
 `deepspeed -m trainers.recipes.<phase>` for several). The options are the recipes' own, generated from their config
 dataclasses, so the command line and `python -m trainers.recipes.<phase>` always agree.
 """
@@ -11,7 +11,8 @@ import click
 class _LazyTrainGroup(click.Group):
     """Imports a recipe (and so torch and DeepSpeed) only when its subcommand runs or shows its help."""
 
-    _RECIPES = {name: (f"trainers.recipes.{name}", f"{name}_command") for name in ("sft", "reward", "ppo", "tokenizer")}
+    _NAMES = ("sft", "reward", "ppo", "dpo", "kto", "tokenizer")
+    _RECIPES = {name: (f"trainers.recipes.{name}", f"{name}_command") for name in _NAMES}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self._RECIPES)
@@ -30,5 +31,6 @@ class _LazyTrainGroup(click.Group):
 
 @click.group("train", cls=_LazyTrainGroup)
 def train_command() -> None:
-    """Train phase 1 (sft), 2 (reward) or 3 (ppo) on a `prefdata split` directory with DeepSpeed; `tokenizer` trains a
-    BPE tokenizer on the data for runs with a model built from a config."""
+    """Train phase 1 (sft), 2 (reward) or 3 (ppo) on a `prefdata split` directory with DeepSpeed, or learn from the
+    preferences directly (dpo: DPO, IPO, SimPO; kto); `tokenizer` trains a BPE tokenizer on the data for runs with a
+    model built from a config."""

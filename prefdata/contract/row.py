@@ -1,14 +1,15 @@
-"""The canonical row (`prefdata.preference/1`) and the unsupervised-text row (`prefdata.unsup/1`).
+"""The canonical row (`prefdata.preference/2`) and the unsupervised-text row (`prefdata.unsup/1`).
 
 Every source ends here: adapters produce plain dicts through `make_row`, which checks the row and gives it its stable
 `id` and default `group`. Rows stay as plain Python dicts (cheap to build, easy to test); `PREFERENCE_SCHEMA` is the Arrow
-type they are stored with.
+type they are stored with. /2 adds, to /1's columns, replies given as several messages (``chosen_turns``,
+``rejected_turns``: tool calls and results) and unpaired labelled replies (``label``); every row /1 could hold keeps
+its id. `PREFERENCE_V1_SCHEMA` stays known so that /1 directories are read (`prefdata.storage.dataset` upgrades them).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
 from typing import Any, Literal
@@ -19,51 +20,61 @@ from prefdata.contract import nesting
 from prefdata.contract.errors import RowError
 from prefdata.contract.rules import (
     ROLES,
-    Message,
+    TOOL_FIELDS,
+    Reply,
+    check_continuation,
     check_pair,
     check_prompt,
-    check_reply,
     check_score,
+    check_sides,
     check_text_reply,
     check_turns,
     check_unsup_text,
+    is_plain,
 )
+from prefdata.contract.rules import Message as Message  # re-exported: the formats type their messages with it
+from prefdata.contract.rules import canonical_json as canonical_json  # re-exported: its home before /2
 
-PREFERENCE_SCHEMA_ID = "prefdata.preference/1"
+PREFERENCE_SCHEMA_ID = "prefdata.preference/2"
+PREFERENCE_V1_SCHEMA_ID = "prefdata.preference/1"
+PREFERENCE_SCHEMA_IDS = (PREFERENCE_SCHEMA_ID, PREFERENCE_V1_SCHEMA_ID)  # what readers accept as preference rows
 UNSUP_SCHEMA_ID = "prefdata.unsup/1"
 
-MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+MESSAGE_V1_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+# tool_calls: canonical JSON of the OpenAI-style call list (assistant messages); tool_call_id, name: tool messages.
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string()),
+                          *((key, pa.string()) for key in TOOL_FIELDS)])
+_V1_COLUMNS = [
+    ("id", pa.string()),
+    ("source", pa.string()),
+    ("group", pa.string()),
+    ("prompt", pa.list_(MESSAGE_V1_TYPE)),
+    ("chosen", pa.string()),
+    ("rejected", pa.string()),
+    ("chosen_score", pa.float64()),
+    ("rejected_score", pa.float64()),
+    ("meta", pa.string()),
+]
+TURNS_COLUMNS = ("chosen_turns", "rejected_turns")
+V2_COLUMNS = (*TURNS_COLUMNS, "label")  # what /2 adds; null on every row /1 could hold
+PREFERENCE_V1_SCHEMA = pa.schema(_V1_COLUMNS)
 PREFERENCE_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("source", pa.string()),
-        ("group", pa.string()),
-        ("prompt", pa.list_(MESSAGE_TYPE)),
-        ("chosen", pa.string()),
-        ("rejected", pa.string()),
-        ("chosen_score", pa.float64()),
-        ("rejected_score", pa.float64()),
-        ("meta", pa.string()),
-    ]
+    [(name, pa.list_(MESSAGE_TYPE) if name == "prompt" else data_type) for name, data_type in _V1_COLUMNS]
+    + [(name, pa.list_(MESSAGE_TYPE)) for name in TURNS_COLUMNS] + [("label", pa.bool_())]
 )
 UNSUP_SCHEMA = pa.schema([("id", pa.string()), ("source", pa.string()), ("text", pa.string()), ("meta", pa.string())])
-SCHEMAS = {PREFERENCE_SCHEMA_ID: PREFERENCE_SCHEMA, UNSUP_SCHEMA_ID: UNSUP_SCHEMA}
+# The first is what `DatasetWriter` writes by default; /1 is read only.
+SCHEMAS = {PREFERENCE_SCHEMA_ID: PREFERENCE_SCHEMA, UNSUP_SCHEMA_ID: UNSUP_SCHEMA,
+           PREFERENCE_V1_SCHEMA_ID: PREFERENCE_V1_SCHEMA}
 
-RowKind = Literal["pair", "demonstration", "scored", "prompt_only"]
-
-
-_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def canonical_json(value: Any) -> str:
-    """The one JSON spelling used for hashing and for `meta`: sorted keys, no spaces, UTF-8 kept as is."""
-    return _CANONICAL.encode(value)  # what json.dumps does with these options, without building an encoder per call
+RowKind = Literal["pair", "demonstration", "scored", "prompt_only", "unpaired"]
+Side = Literal["chosen", "rejected"]
 
 
 _CONTENT_HEAD = '{"content":'
 _ROLE_TAIL = {role: f',"role":{encode_basestring(role)}}}' for role in ROLES}
 # Bytes that never occur in UTF-8: they mark, in the joined contents, where a message of each role ends.
-_ROLE_MARK = {"system": b"\xfd", "user": b"\xfe", "assistant": b"\xff"}
+_ROLE_MARK = {"system": b"\xfd", "user": b"\xfe", "assistant": b"\xff", "tool": b"\xfc"}
 _ROLE_GLUE = tuple((mark, f'","role":"{role}"}},{{"content":"'.encode()) for role, mark in _ROLE_MARK.items())
 _GLUE_TAIL = len(b',{"content":"')
 _CONTROLS_BUT_NEWLINE = bytes(c for c in range(0x20) if c != 0x0A)  # what encode_basestring spells as escapes
@@ -151,15 +162,33 @@ def short_hash(value: Any) -> str:
     return _hash16(canonical_json(value))
 
 
-def row_id(prompt: Sequence[Message], chosen: str | None, rejected: str | None) -> str:
-    """Identical content gives an identical id, whatever the source or the order of keys in the input."""
-    messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
-    return short_hash([messages, chosen, rejected])
+def _set_fields(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as ids hash them: role, content and the tool fields that are set, whatever else the dicts hold."""
+    return [{"role": m["role"], "content": m["content"],
+             **{key: m[key] for key in TOOL_FIELDS if m.get(key) is not None}} for m in messages]
 
 
-def prompt_group(prompt: Sequence[Message]) -> str:
+def _id_material(prompt: list[dict[str, Any]], chosen: Reply, rejected: Reply, label: bool | None) -> list[Any]:
+    replies = [reply if reply is None or isinstance(reply, str) else _set_fields(reply) for reply in (chosen, rejected)]
+    return [prompt, *replies] if label is None else [prompt, *replies, label]
+
+
+def row_id(prompt: Sequence[Mapping[str, Any]], chosen: Reply, rejected: Reply, label: bool | None = None) -> str:
+    """Identical content gives an identical id, whatever the source or the order of keys in the input.
+
+    A reply is its text, or its messages when it is a continuation (`reply`); ``label`` counts only when set, so
+    every row /1 could hold keeps its /1 id."""
+    return short_hash(_id_material(_set_fields(prompt), chosen, rejected, label))
+
+
+def stored_row_id(row: Mapping[str, Any]) -> str:
+    """The id a stored preference row's content hashes to (what `make_row` gave it)."""
+    return row_id(row["prompt"], reply(row, "chosen"), reply(row, "rejected"), row.get("label"))
+
+
+def prompt_group(prompt: Sequence[Mapping[str, Any]]) -> str:
     """Default `group`: rows that share a prompt stay in the same phase and part of the split."""
-    return short_hash([{"role": m["role"], "content": m["content"]} for m in prompt])
+    return short_hash(_set_fields(prompt))
 
 
 def unsup_id(text: str) -> str:
@@ -168,32 +197,46 @@ def unsup_id(text: str) -> str:
 
 def make_row(
     prompt: Sequence[Mapping[str, Any]],
-    chosen: str | None = None,
-    rejected: str | None = None,
+    chosen: str | Sequence[Mapping[str, Any]] | None = None,
+    rejected: str | Sequence[Mapping[str, Any]] | None = None,
     *,
     source: str,
     group: str | None = None,
     chosen_score: float | None = None,
     rejected_score: float | None = None,
     meta: Mapping[str, Any] | None = None,
+    label: bool | None = None,
 ) -> dict[str, Any]:
     """Check one row against the contract (`prefdata.contract.rules`) and return it as a dict in `PREFERENCE_SCHEMA`
-    column order; the first broken rule is raised as a `RowError` with its reason code."""
+    column order; the first broken rule is raised as a `RowError` with its reason code.
+
+    ``chosen``/``rejected`` are text or a continuation (a list of messages; one plain assistant message is stored as
+    its text). ``label`` makes an unpaired row: True with only ``chosen``, False with only ``rejected``."""
     messages = check_prompt(list(prompt) if not isinstance(prompt, list) else prompt)
-    chosen = check_reply(chosen, "chosen")
-    rejected = check_reply(rejected, "rejected")
-    check_pair(chosen, rejected)
-    row_id_, default_group = _ids([m["role"] for m in messages], [m["content"] for m in messages], chosen, rejected)
+    chosen_text, chosen_turns = check_continuation(chosen, "chosen")
+    rejected_text, rejected_turns = check_continuation(rejected, "rejected")
+    chosen_reply = chosen_text if chosen_turns is None else chosen_turns
+    rejected_reply = rejected_text if rejected_turns is None else rejected_turns
+    check_sides(chosen_reply, rejected_reply, label)
+    if label is None and chosen_turns is None and rejected_turns is None and all(map(is_plain, messages)):
+        row_id_, default_group = _ids([m["role"] for m in messages], [m["content"] for m in messages], chosen_text,
+                                      rejected_text)
+    else:  # the /2 shapes: hashed as `row_id` spells them (no fast path; they are rare)
+        row_id_ = short_hash(_id_material(messages, chosen_reply, rejected_reply, label))
+        default_group = short_hash(messages)
     return {
         "id": row_id_,
         "source": source,
         "group": group if group is not None else default_group,
         "prompt": messages,
-        "chosen": chosen,
-        "rejected": rejected,
+        "chosen": chosen_text,
+        "rejected": rejected_text,
         "chosen_score": check_score(chosen_score, "chosen_score"),
         "rejected_score": check_score(rejected_score, "rejected_score"),
         "meta": _meta_json(meta),
+        "chosen_turns": chosen_turns,
+        "rejected_turns": rejected_turns,
+        "label": label,
     }
 
 
@@ -226,6 +269,9 @@ def make_row_from_turns(
         "chosen_score": None,
         "rejected_score": None,
         "meta": "{}",
+        "chosen_turns": None,
+        "rejected_turns": None,
+        "label": None,
     }
 
 
@@ -235,11 +281,33 @@ def make_unsup_row(text: str, *, source: str, meta: Mapping[str, Any] | None = N
     return {"id": unsup_id(text), "source": source, "text": text, "meta": _meta_json(meta)}
 
 
+def has_reply(row: Mapping[str, Any], side: Side) -> bool:
+    """Whether ``side`` ("chosen"/"rejected") holds a reply, as text or as turns (a /1 row has no turns)."""
+    return row.get(side) is not None or row.get(f"{side}_turns") is not None
+
+
+def reply(row: Mapping[str, Any], side: Side) -> Reply:
+    """A side's reply as ids and `contract.render.render` take it: the turns when set, else the text (or None)."""
+    turns = row.get(f"{side}_turns")
+    return row.get(side) if turns is None else turns
+
+
+def reply_messages(row: Mapping[str, Any], side: Side) -> list[dict[str, Any]] | None:
+    """A side's reply as messages: its turns, or its text as one assistant message, or None. Use this (or `reply`)
+    instead of ``row["chosen"]`` wherever a continuation may have turns."""
+    value = reply(row, side)
+    if value is None or not isinstance(value, str):
+        return value
+    return [{"role": "assistant", "content": value}]
+
+
 def row_kind(row: Mapping[str, Any]) -> RowKind:
-    """What a row can be used for (design §1)."""
-    if row.get("chosen") is None:
+    """What a row can be used for (design §1); a labelled row is ``unpaired`` whatever side its reply is on."""
+    if row.get("label") is not None:
+        return "unpaired"
+    if not has_reply(row, "chosen"):
         return "prompt_only"
-    if row.get("rejected") is not None:
+    if has_reply(row, "rejected"):
         return "pair"
     if row.get("chosen_score") is not None:
         return "scored"

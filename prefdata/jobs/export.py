@@ -31,6 +31,7 @@ from prefdata.storage.publish import (
     temp_sibling,
     write_json_atomic,
 )
+from prefdata.storage.rows import python_rows
 
 FORMATS = ("trl", "dschat", "chatllama", "jsonl", "parquet")
 CONTAINERS = ("jsonl", "parquet", "arrow")
@@ -90,7 +91,7 @@ def to_chatllama(row: Mapping[str, Any], phase: str) -> list[dict[str, Any]]:
 
 def _iter_split(dataset) -> Iterator[dict[str, Any]]:
     for batch in dataset.with_format("arrow").iter(batch_size=_BATCH):
-        yield from batch.to_pylist()
+        yield from python_rows(batch)  # messages as written: no null tool fields
 
 
 def _phase_of(name: str, dataset) -> str:

@@ -28,13 +28,22 @@ import pyarrow.compute as pc
 
 from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.phases import PHASES, SERVES, SPLITS
-from prefdata.contract.row import PREFERENCE_SCHEMA, PREFERENCE_SCHEMA_ID, RowKind, make_row, prompt_group, row_meta
+from prefdata.contract.row import (
+    PREFERENCE_SCHEMA,
+    PREFERENCE_SCHEMA_ID,
+    PREFERENCE_SCHEMA_IDS,
+    RowKind,
+    make_row,
+    prompt_group,
+    reply,
+    row_meta,
+)
 from prefdata.pipeline import dedup
 from prefdata.pipeline.progress import info, progress
 from prefdata.storage.dataset import DatasetWriter, load_tables, read_manifest
 
 # Row kinds as the small integer codes the split computes with (`row_kinds`), and what each serves, in PHASES order.
-KIND_CODES: tuple[RowKind, ...] = ("pair", "demonstration", "prompt_only", "scored")
+KIND_CODES: tuple[RowKind, ...] = ("pair", "demonstration", "prompt_only", "scored", "unpaired")
 _SERVES = np.array([[phase in SERVES[kind] for phase in PHASES] for kind in KIND_CODES])
 _WRITE_ROWS = 50_000
 
@@ -78,7 +87,7 @@ def read_inputs(directories: Sequence[str | os.PathLike], splits: Sequence[str] 
     tables, parts, start = [], [], 0
     for number, directory in enumerate(directories):
         manifest = read_manifest(directory)
-        if manifest.get("schema") != PREFERENCE_SCHEMA_ID:
+        if manifest.get("schema") not in PREFERENCE_SCHEMA_IDS:
             raise PrefdataError(f"holds {manifest.get('schema')} rows; split needs {PREFERENCE_SCHEMA_ID}", file=str(directory))
         dataset_tables = load_tables(directory)
         names = list(splits) if splits else list(dataset_tables)
@@ -96,11 +105,14 @@ def read_inputs(directories: Sequence[str | os.PathLike], splits: Sequence[str] 
 def row_kinds(table: pa.Table) -> np.ndarray:
     """`row_kind` of every row as its index in KIND_CODES (a scored single reply is paired later, else a
     demonstration)."""
-    chosen = pc.is_valid(table.column("chosen")).to_numpy(zero_copy_only=False)
-    rejected = pc.is_valid(table.column("rejected")).to_numpy(zero_copy_only=False)
-    scored = pc.is_valid(table.column("chosen_score")).to_numpy(zero_copy_only=False)
+    def valid(*names: str) -> np.ndarray:  # a reply is set as text or as turns (`has_reply`)
+        return np.logical_or.reduce([pc.is_valid(table.column(n)).to_numpy(zero_copy_only=False) for n in names])
+
+    chosen, rejected = valid("chosen", "chosen_turns"), valid("rejected", "rejected_turns")
+    scored, unpaired = valid("chosen_score"), valid("label")
     code = KIND_CODES.index
-    return np.select([chosen & rejected, chosen & scored, chosen], [code("pair"), code("scored"), code("demonstration")],
+    return np.select([unpaired, chosen & rejected, chosen & scored, chosen],
+                     [code("unpaired"), code("pair"), code("scored"), code("demonstration")],
                      default=code("prompt_only")).astype(np.int8)
 
 
@@ -122,7 +134,7 @@ def pair_scored(table: pa.Table, rows: np.ndarray, input_of: np.ndarray) -> tupl
                     continue
                 meta = {**row_meta(hi), "margin": hi["chosen_score"] - lo["chosen_score"], "paired_from": [hi["id"], lo["id"]]}
                 try:
-                    pairs.append(make_row(hi["prompt"], hi["chosen"], lo["chosen"], source=hi["source"], group=hi["group"],
+                    pairs.append(make_row(hi["prompt"], reply(hi, "chosen"), reply(lo, "chosen"), source=hi["source"], group=hi["group"],
                                           chosen_score=hi["chosen_score"], rejected_score=lo["chosen_score"], meta=meta))
                 except RowError:  # identical replies with different scores: nothing to learn from this pair
                     continue

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import NEEDS, PHASES, phase_of_split
-from prefdata.contract.row import PREFERENCE_SCHEMA_ID
+from prefdata.contract.row import PREFERENCE_SCHEMA_IDS
 from prefdata.storage.dataset import load, read_manifest
 
 CARD = "README.md"
@@ -96,7 +96,7 @@ def _token_counts(count, texts: pa.Array) -> np.ndarray:
 def dataset_stats(directory: str | os.PathLike, tokenizer: str | os.PathLike | None = None) -> dict[str, Any]:
     """All figures of the data card, as a dict (also the return value of `write_data_card`)."""
     manifest = read_manifest(directory)
-    if manifest.get("schema") != PREFERENCE_SCHEMA_ID:
+    if manifest.get("schema") not in PREFERENCE_SCHEMA_IDS:
         raise PrefdataError(f"holds {manifest.get('schema')} rows; stats needs preference rows", file=str(directory))
     count = load_tokenizer(tokenizer) if tokenizer else None
     dataset_dict = load(directory)

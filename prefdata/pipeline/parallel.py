@@ -196,8 +196,10 @@ class _PairColumns:
     def table(self, source: str, schema: pa.Schema) -> pa.Table:
         n = len(self.ids)
         message = schema.field("prompt").type.value_type
-        messages = pa.StructArray.from_arrays(
-            [pa.array(self.roles, pa.string()), pa.array(self.contents, pa.string())], fields=list(message)
+        fields = {"role": pa.array(self.roles, pa.string()), "content": pa.array(self.contents, pa.string())}
+        messages = pa.StructArray.from_arrays(  # the tool fields of /2 messages: null (no Python per message)
+            [fields[f.name] if f.name in fields else pa.nulls(len(self.roles), f.type) for f in message],
+            fields=list(message),
         )
         values = {
             "id": self.ids, "source": [source] * n, "group": self.groups,
@@ -205,7 +207,8 @@ class _PairColumns:
             "chosen": self.chosen, "rejected": self.rejected,
             "chosen_score": [None] * n, "rejected_score": [None] * n, "meta": ["{}"] * n,
         }
-        arrays = [v if isinstance(v, pa.Array) else pa.array(v, schema.field(k).type) for k, v in values.items()]
+        arrays = [values[f.name] if isinstance(values.get(f.name), pa.Array)
+                  else pa.array(values[f.name], f.type) if f.name in values else pa.nulls(n, f.type) for f in schema]
         return pa.Table.from_arrays(arrays, schema=schema)
 
 

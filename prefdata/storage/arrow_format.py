@@ -19,7 +19,7 @@ import pyarrow as pa
 # datasets.config.DEFAULT_MAX_BATCH_SIZE: the record-batch size ArrowWriter uses for features without images/audio.
 WRITER_BATCH_ROWS = 1000
 # The `datasets` feature type name of each Arrow type the contract's schemas use.
-_VALUE_DTYPES = {pa.string(): "string", pa.float64(): "float64"}
+_VALUE_DTYPES = {pa.string(): "string", pa.float64(): "float64", pa.bool_(): "bool"}
 # `DatasetInfo(features=...)` as `dataclasses.asdict` spells it, all but the features (which `dataset_info` adds).
 _EMPTY_INFO = {
     "builder_name": None, "citation": "", "config_name": None, "dataset_name": None, "dataset_size": None,

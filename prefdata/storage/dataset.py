@@ -2,7 +2,8 @@
 
 `DatasetWriter` streams rows into shards as they come (memory stays flat however large the input), writes every
 record that did not become a row to ``quarantine.jsonl``, checks that the counts reconcile, and only then renames the
-finished temporary sibling into place. `load` reads a directory back as a `datasets.DatasetDict`.
+finished temporary sibling into place. `load` reads a directory back as a `datasets.DatasetDict`. Writers write the
+current schemas only; readers also read `prefdata.preference/1` directories, upgraded to /2 in memory (`storage.rows`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.row import SCHEMAS
+from prefdata.contract.row import SCHEMAS, V2_COLUMNS
 from prefdata.storage.arrow_format import ShardWriter, dataset_info_json
 from prefdata.storage.manifest import DIGEST, check_digest, file_sha256, manifest_digest, verify_directory
 from prefdata.storage.manifest import read_manifest as read_manifest  # re-exported: readers import it from here
@@ -35,6 +36,7 @@ from prefdata.storage.publish import (
     temp_sibling,
     write_json_atomic,
 )
+from prefdata.storage.rows import python_rows, read_schema_id, upgrade_table
 
 QUARANTINE = "quarantine.jsonl"
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
@@ -81,8 +83,9 @@ class SplitWriter:
         directory.mkdir(parents=True, exist_ok=False)
 
     def write(self, row: Mapping[str, Any]) -> None:
+        """Buffer one row; the columns /2 added may be left out of ``row`` (null), every other one is required."""
         for name, column in self._columns.items():
-            column.append(row[name])
+            column.append(row.get(name) if name in V2_COLUMNS else row[name])
         self._buffered += 1
         if self._buffered >= _BATCH_ROWS:
             self._flush()
@@ -350,29 +353,39 @@ def load_tables(directory: str | os.PathLike) -> dict[str, pa.Table]:
     """Every split as one memory-mapped Arrow table, verified as `load` verifies it, with `pyarrow` alone: a job that
     needs only the columns (`split`) never pays for importing `datasets` (~1.3 s of a split, `bench/split.py`)."""
     manifest, splits = _verified_shards(directory, _mapped_arrow)
-    empty = SCHEMAS[manifest["schema"]].empty_table()
-    return {name: pa.concat_tables(tables) if tables else empty for name, tables in splits.items()}
+    schema_id = manifest["schema"]
+    empty = SCHEMAS[read_schema_id(schema_id)].empty_table()
+    return {name: upgrade_table(pa.concat_tables(tables), schema_id) if tables else empty
+            for name, tables in splits.items()}
 
 
 def load(directory: str | os.PathLike):
     """Read a prefdata directory as a `datasets.DatasetDict` (memory-mapped; nothing is loaded into RAM), once every
-    shard is verified (`_verified_shards`)."""
+    shard is verified (`_verified_shards`). A /1 directory is read as /2: its tables are upgraded in memory (the
+    text columns stay mapped; only the new null columns and the message structs are built)."""
     from datasets import Dataset, DatasetDict, DatasetInfo
-    from datasets.table import MemoryMappedTable, concat_tables
+    from datasets.table import InMemoryTable, MemoryMappedTable, concat_tables
 
     manifest, splits = _verified_shards(directory, MemoryMappedTable.from_file)
-    info = DatasetInfo(features=features_for(manifest["schema"]))
-    return DatasetDict({name: Dataset(concat_tables(tables), info=info.copy(), split=name)
-                        for name, tables in splits.items()})
+    schema_id = manifest["schema"]
+    info = DatasetInfo(features=features_for(read_schema_id(schema_id)))
+
+    def table(tables: list):
+        mapped = concat_tables(tables)
+        return mapped if read_schema_id(schema_id) == schema_id else InMemoryTable(upgrade_table(mapped.table,
+                                                                                                 schema_id))
+
+    return DatasetDict({name: Dataset(table(tables), info=info.copy(), split=name) for name, tables in splits.items()})
 
 
 def iter_rows(directory: str | os.PathLike, split: str | None = None) -> Iterable[tuple[str, dict[str, Any]]]:
-    """Stream ``(split, row)`` pairs of a directory batch by batch, in stored order (verified as `load` does)."""
+    """Stream ``(split, row)`` pairs of a directory batch by batch, in stored order (verified as `load` does); each
+    row is the dict that was written (`python_rows`)."""
     dataset_dict = load(directory)
     if split is not None and split not in dataset_dict:
         raise PrefdataError(f"has no split {split!r} (it has {', '.join(dataset_dict)})", file=str(directory))
     for name in [split] if split else list(dataset_dict):
         dataset = dataset_dict[name]
         for batch in dataset.with_format("arrow").iter(batch_size=_BATCH_ROWS):
-            for row in batch.to_pylist():
+            for row in python_rows(batch):
                 yield name, row

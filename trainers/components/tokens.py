@@ -15,7 +15,12 @@ Phase layouts (one row per example):
 - ``sft``: ``input_ids`` (prompt + chosen reply + EOS) and ``prompt_tokens`` (how many leading tokens are prompt; the
   collator (`trainers.components.collate`) turns them into ``-100`` labels; 0 with ``train_on_prompt``). Storing the count instead of a second token
   column halves the cache; the labels are rebuilt exactly.
-- ``rm``: ``chosen_input_ids``, ``rejected_input_ids`` (each prompt + reply + EOS) and ``margin`` (``meta.margin`` or 0).
+- ``rm``: ``chosen_input_ids``, ``rejected_input_ids`` (each prompt + reply + EOS), ``margin`` (``meta.margin`` or 0)
+  and ``chosen_prompt_tokens``/``rejected_prompt_tokens`` (DPO's log-probs cover the reply only; the two differ only
+  when left truncation cut the sides differently).
+- ``kto``: one labelled reply per example, read from the ``rm`` splits: ``input_ids`` (prompt + reply + EOS),
+  ``prompt_tokens`` and ``label`` (1 desirable, 0 undesirable). An unpaired row gives its one reply; a pair gives its
+  chosen reply as desirable and its rejected reply as undesirable, as KTO reads paired data.
 - ``ppo``: ``prompt_input_ids`` (the generation prompt).
 - ``ptx``: ``input_ids`` of unsupervised text + EOS, cut into blocks of at most ``max_seq_len``.
 """
@@ -42,19 +47,21 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES as DATA_PHASES
 from prefdata.contract.phases import serves
 from prefdata.contract.render import TEMPLATES, render
-from prefdata.contract.row import UNSUP_SCHEMA_ID, row_meta
+from prefdata.contract.row import UNSUP_SCHEMA_ID, reply, row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import file_sha256, verify_directory
 from prefdata.storage.home import token_cache_dir
 from trainers.components.token_store import TOKEN_IDS, TOKENS_FILE, TokenCache
 
-CACHE_FORMAT = 2  # 2: keyed by the shards' sha256 (1 trusted the manifest's fingerprint); entries record their own sha256
-PHASES = (*DATA_PHASES, "ptx")  # the three data phases, and unsupervised text for PPO's ptx loss
+CACHE_FORMAT = 3  # 3: rm rows carry their prompt token counts; 2: keyed by the shards' sha256, entries record their own sha256
+PHASES = (*DATA_PHASES, "kto", "ptx")  # the three data phases, labelled replies for KTO, unsupervised text for ptx
 TRUNCATION = ("drop", "left", "right")
 _BATCH = 1024
 _LAYOUT = {
     "sft": pa.schema([("input_ids", TOKEN_IDS), ("prompt_tokens", pa.int32())]),
-    "rm": pa.schema([("chosen_input_ids", TOKEN_IDS), ("rejected_input_ids", TOKEN_IDS), ("margin", pa.float32())]),
+    "rm": pa.schema([("chosen_input_ids", TOKEN_IDS), ("rejected_input_ids", TOKEN_IDS), ("margin", pa.float32()),
+                     ("chosen_prompt_tokens", pa.int32()), ("rejected_prompt_tokens", pa.int32())]),
+    "kto": pa.schema([("input_ids", TOKEN_IDS), ("prompt_tokens", pa.int32()), ("label", pa.int8())]),
     "ppo": pa.schema([("prompt_input_ids", TOKEN_IDS)]),
     "ptx": pa.schema([("input_ids", TOKEN_IDS)]),
 }
@@ -205,6 +212,8 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
             counts["split_into_blocks"] += len(blocks) > 1
             columns["input_ids"].extend(blocks)
         return columns
+    if spec.phase == "kto":
+        return _tokenize_labelled(rows, enc, counts, columns)
 
     use = [r for r in rows if serves(r, spec.phase)]
     counts["not_for_phase"] += len(rows) - len(use)
@@ -239,6 +248,36 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
         columns["chosen_input_ids"].append(c_fit[0])
         columns["rejected_input_ids"].append(r_fit[0])
         columns["margin"].append(float(row_meta(row).get("margin") or 0.0))
+        columns["chosen_prompt_tokens"].append(c_fit[1])
+        columns["rejected_prompt_tokens"].append(r_fit[1])
+    return columns
+
+
+def labelled_replies(row: dict) -> list[tuple[str, bool]]:
+    """The (side, desirable) replies KTO reads from a row: an unpaired row's one reply, or both replies of a pair."""
+    label = row.get("label")
+    if label is not None:
+        return [("chosen" if label else "rejected", bool(label))]
+    if serves(row, "rm"):
+        return [("chosen", True), ("rejected", False)]
+    return []
+
+
+def _tokenize_labelled(rows: list[dict], enc: _Encoder, counts: Counter, columns: dict[str, list]) -> dict[str, list]:
+    """The ``kto`` layout: one example per labelled reply (`labelled_replies`)."""
+    examples = [(row, side, desirable) for row in rows for side, desirable in labelled_replies(row)]
+    counts["not_for_phase"] += sum(1 for row in rows if not labelled_replies(row))
+    prompts = [enc.render(row["prompt"]) for row, _, _ in examples]
+    fulls = [enc.render(row["prompt"], reply(row, side)) for row, side, _ in examples]
+    for (ids, n_prompt), (_, _, desirable) in zip(enc.encode_replies(prompts, fulls), examples):
+        fitted = _fit(ids, n_prompt, enc.spec.max_seq_len, enc.spec.truncation)
+        if fitted is None:
+            counts["dropped_too_long"] += 1
+            continue
+        counts["truncated"] += len(fitted[0]) < len(ids)
+        columns["input_ids"].append(fitted[0])
+        columns["prompt_tokens"].append(fitted[1])
+        columns["label"].append(int(desirable))
     return columns
 
 

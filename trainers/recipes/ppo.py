@@ -30,7 +30,7 @@ import click
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
-from trainers.components import models, rl
+from trainers.components import lora, models, rl
 from trainers.components.collate import collate_prompts, collate_sft
 from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
@@ -150,6 +150,11 @@ def value_loss(critic: Any, traj: rl.Trajectory, cfg: PPOConfig) -> Any:
     return rl.clipped_value_loss(values, traj.values, traj.returns, traj.mask, cfg.cliprange_value)
 
 
+def trainable(model: Any) -> list[Any]:
+    """The parameters the optimizer updates (all of them, or under LoRA the adapters and the critic's head)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def train_ppo(cfg: PPOConfig, reward_model: Any = None) -> dict[str, Any]:
     """Run phase 3 and return a summary. ``reward_model`` may be any module mapping (input_ids, attention_mask,
     position_ids) to per-token values (a rule-based scorer, say); by default it is loaded from ``cfg.reward_model``."""
@@ -183,11 +188,15 @@ def _train_ppo(cfg: PPOConfig, reward_model: Any, rank: int, world: int, work: P
                           cfg.cache_dir, quiet=cfg.quiet)
 
     # 2. Four models: trained actor and critic engines; frozen reference and reward model (sharded under ZeRO-3).
+    # Under LoRA the reference is the actor with its adapter off: no copy.
+    adapters = lora.LoraSettings.of(cfg)
     actor = models.load_causal_lm(cfg.model, tokenizer)
     models.disable_dropout(actor)
-    reference = copy.deepcopy(actor).eval().requires_grad_(False)
+    reference = None if adapters else copy.deepcopy(actor).eval().requires_grad_(False)
+    actor = lora.with_lora(actor, adapters)
     critic = models.load_value_model(cfg.critic_model or cfg.reward_model, tokenizer)
     models.disable_dropout(critic)
+    critic = lora.with_lora(critic, adapters)
     if reward_model is None:
         reward_model = models.load_reward_model(cfg.reward_model, tokenizer)
     reward_model = reward_model.eval().requires_grad_(False)
@@ -199,14 +208,15 @@ def _train_ppo(cfg: PPOConfig, reward_model: Any, rank: int, world: int, work: P
     optimizer_steps = max(total_steps * cfg.ppo_epochs // accum, 1)
     actor_config = deepspeed_config(cfg, "ppo", total_steps=optimizer_steps)
     critic_config = deepspeed_config(cfg, "ppo", total_steps=optimizer_steps, lr=cfg.critic_lr)
-    actor_engine, *_ = deepspeed.initialize(model=actor, model_parameters=actor.parameters(), config=actor_config)
-    critic_engine, *_ = deepspeed.initialize(model=critic, model_parameters=critic.parameters(), config=critic_config)
+    actor_engine, *_ = deepspeed.initialize(model=actor, model_parameters=trainable(actor), config=actor_config)
+    critic_engine, *_ = deepspeed.initialize(model=critic, model_parameters=trainable(critic), config=critic_config)
     stage = zero_stage_of(actor_engine)
     frozen = frozen_config(cfg, stage)
     engines = {
         "actor": actor_engine,
         "critic": critic_engine,
-        "ref": deepspeed.initialize(model=reference, config=frozen)[0],
+        "ref": lora.AdapterDisabled(actor_engine) if reference is None
+        else deepspeed.initialize(model=reference, config=frozen)[0],
         # A parameter-free (rule-based) scorer has nothing to shard: it runs as it is.
         "reward": deepspeed.initialize(model=reward_model, config=frozen)[0]
         if any(True for _ in reward_model.parameters()) else reward_model.to(actor_engine.device),
@@ -274,8 +284,8 @@ def _train_ppo(cfg: PPOConfig, reward_model: Any, rank: int, world: int, work: P
     # 4. Resume points and checkpoints: the actor in OUT, the critic in OUT/critic.
     checkpoints.save_resume_point(actor_engine, resume_dir / "actor", step, micro_step)
     checkpoints.save_resume_point(critic_engine, resume_dir / "critic", step, micro_step)
-    checkpoints.save_hf(actor_engine, tokenizer, work, rank)
-    checkpoints.save_hf(critic_engine, tokenizer, work / "critic", rank)
+    checkpoints.save_hf(actor_engine, tokenizer, work, rank, merge_lora=cfg.lora_merge)
+    checkpoints.save_hf(critic_engine, tokenizer, work / "critic", rank, merge_lora=cfg.lora_merge)
     summary = {"phase": "ppo", "event": "end", "steps": step, "rewards": rewards, "kls": kls, "out": str(out)}
     log({k: v for k, v in summary.items() if k not in ("rewards", "kls")})
     return {**summary, "cache": prompts.info, "cache_built": prompts.built, "config": asdict(cfg)}

@@ -20,7 +20,7 @@ import click
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
-from trainers.components import models
+from trainers.components import lora, models
 from trainers.components.collate import collate_pairs
 from trainers.components.packing import check_packing_support, collate_packed_pairs, last_token_values
 from trainers.components.rl import pairwise_loss
@@ -91,6 +91,7 @@ def _train_reward(cfg: RewardConfig, rank: int, world: int, work: Path) -> dict[
     model = models.load_value_model(cfg.model, tokenizer)
     if cfg.packing:
         check_packing_support(model.model)
+    model = lora.with_lora(model, lora.LoraSettings.of(cfg))
     collate = functools.partial(collate_packed_pairs if cfg.packing else collate_pairs, pad_id=tokenizer.pad_token_id)
     engine, train_loader, eval_loader, total_steps = engine_and_loaders(
         cfg, "reward", model, train_set, eval_set, collate, rank=rank, world=world)
@@ -137,7 +138,7 @@ def _train_reward(cfg: RewardConfig, rank: int, world: int, work: Path) -> dict[
     # 4. Evaluate, keep a resume point, write the checkpoint.
     after = evaluate(engine, eval_loader) if len(eval_set) else {}
     checkpoints.save_resume_point(engine, resume_dir, step, micro_step)
-    checkpoints.save_hf(engine, tokenizer, work, rank)
+    checkpoints.save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge)
     summary = {"phase": "reward", "event": "end", "steps": step, "first_loss": losses[0] if losses else None,
                "last_loss": losses[-1] if losses else None, "eval_before": before, "eval_after": after, "out": str(out)}
     log(summary)

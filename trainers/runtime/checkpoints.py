@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prefdata.contract.errors import PrefdataError
+from trainers.components import lora
 from trainers.runtime.distributed import barrier
 from trainers.runtime.ds_config import zero_stage_of
 
@@ -19,9 +20,12 @@ def unwrap(engine_or_module: Any) -> Any:
     return getattr(module, "model", module) if type(module).__name__ == "_ValueModel" else module
 
 
-def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int) -> None:
+def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int, *, merge_lora: bool = False) -> None:
     """Write a `from_pretrained` checkpoint (model + tokenizer) into ``out``: gathered under ZeRO-3, written by rank 0
-    into a temporary folder, then moved into place file by file."""
+    into a temporary folder, then moved into place file by file.
+
+    Under LoRA the adapter goes to ``out/adapter`` (``PeftModel.from_pretrained(base, out/adapter)``) and, with
+    ``merge_lora``, the base with the adapter merged in is ``out``'s model, so the next phase reads it as usual."""
     import deepspeed
 
     model = unwrap(engine)
@@ -34,9 +38,16 @@ def save_hf(engine: Any, tokenizer: Any, out: Path, rank: int) -> None:
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f".hf-tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, state_dict=state)
+        if lora.is_lora(model):
+            model.save_pretrained(tmp / "adapter", state_dict=state)
+            if merge_lora:
+                lora.merged_model(model, state).save_pretrained(tmp)
+        else:
+            model.save_pretrained(tmp, state_dict=state)
         tokenizer.save_pretrained(tmp)
         for path in tmp.iterdir():
+            if path.is_dir():
+                shutil.rmtree(out / path.name, ignore_errors=True)
             os.replace(path, out / path.name)
         tmp.rmdir()
     barrier()

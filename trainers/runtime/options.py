@@ -67,6 +67,12 @@ class RunConfig:
     resume: bool = setting(False, "Continue from the latest checkpoint in OUT/checkpoints.")
     quiet: bool = setting(False, "No progress bars, JSON lines or library chatter (the log file and the summary line "
                           "stay).", short="-q")
+    # LoRA (`trainers.components.lora`): adapters on the linear layers, the base frozen; 0 keeps full fine-tuning.
+    lora_rank: int = setting(0, "LoRA rank (0: off, train every weight).")
+    lora_alpha: float = setting(16.0, "LoRA scale: the update is multiplied by alpha / rank.")
+    lora_targets: str = setting("all-linear", "Layers that get adapters: all-linear or names such as c_attn,q_proj.")
+    lora_merge: bool = setting(False, "Under LoRA, also write the base with the adapter merged in as --out's model "
+                               "(the adapter alone is always in OUT/adapter).")
 
 
 @dataclass

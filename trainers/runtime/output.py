@@ -21,7 +21,7 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.storage.publish import check_output_dir, output_lock, publish_dir
 from trainers.runtime import distributed
 
-INPUT_OPTIONS = ("data", "model", "tokenizer", "reward_model", "critic_model", "unsup")
+INPUT_OPTIONS = ("data", "model", "tokenizer", "reward_model", "critic_model", "unsup", "ref_model")
 MARKER = "metrics.jsonl"  # what every trainer writes first: an --out holding it is a trainer's, and may be replaced
 
 
