@@ -133,6 +133,24 @@ def test_packed_pair_losses_equal_padded(preset, tokenizer):
     assert pair_losses(packed).tolist() == pytest.approx(pair_losses(padded).tolist(), rel=1e-5, abs=1e-6)
 
 
+def test_packed_preference_logprobs_equal_padded(tokenizer):
+    from trainers.components import preference
+
+    chosen = _random_ids(LENGTHS, seed=4, vocab=len(tokenizer))
+    rejected = _random_ids(LENGTHS[::-1], seed=5, vocab=len(tokenizer))
+    examples = [{"chosen_input_ids": c, "rejected_input_ids": r, "chosen_prompt_tokens": len(c) // 2,
+                 "rejected_prompt_tokens": len(r) // 3, "index": i}
+                for i, (c, r) in enumerate(zip(chosen, rejected, strict=True))]
+    padded = preference.collate_preference_pairs(examples, tokenizer.pad_token_id)
+    packed = preference.collate_preference_pairs(examples, tokenizer.pad_token_id, rows=packing.collate_packed_sft)
+    model = _training_model("tiny-llama", tokenizer)
+    padded_logps, padded_tokens = preference.batch_logprobs(model, padded)
+    packed_logps, packed_tokens = preference.batch_logprobs(model, packed)
+    assert packed_tokens.tolist() == padded_tokens.tolist()
+    assert packed_logps.tolist() == pytest.approx(padded_logps.tolist(), rel=1e-5)
+    assert packed["index"].tolist() == list(range(len(examples)))
+
+
 def test_packing_refuses_attention_that_would_cross_boundaries():
     flash = SimpleNamespace(config=SimpleNamespace(_attn_implementation="flash_attention_2"))
     with pytest.raises(PrefdataError, match="packing"):

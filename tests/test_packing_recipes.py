@@ -1,4 +1,4 @@
-"""``--packing`` in the SFT and reward recipes: the same seed, data and micro-batches give the same losses step after step
+"""``--packing`` in the SFT, reward and DPO recipes: the same seed, data and micro-batches give the same losses step after step
 as the padded run (tiny-llama has no dropout, so the two runs may be compared pass for pass), and the option is offered
 on the command line."""
 
@@ -62,12 +62,23 @@ def test_packed_reward_follows_the_padded_run(workdir):
         assert packed["eval_after"][key] == pytest.approx(padded["eval_after"][key], rel=1e-4, abs=1e-5)
 
 
-def test_packing_is_an_option_of_sft_and_reward_not_ppo():
+def test_packed_dpo_follows_the_padded_run(workdir):
+    from trainers.recipes.dpo import DPOConfig, train_dpo
+
+    padded = train_dpo(DPOConfig(**_common(workdir, "dpo-padded"), eval_batch_size=16))
+    packed = train_dpo(DPOConfig(**_common(workdir, "dpo-packed"), eval_batch_size=16, packing=True))
+    assert _losses(workdir / "dpo-packed") == pytest.approx(_losses(workdir / "dpo-padded"), rel=1e-4)
+    for key in ("eval_accuracy", "eval_mean_margin"):
+        assert packed["eval_after"][key] == pytest.approx(padded["eval_after"][key], rel=1e-4, abs=1e-5)
+
+
+def test_packing_is_an_option_of_sft_reward_and_dpo_not_ppo():
+    from trainers.recipes.dpo import dpo_command
     from trainers.recipes.ppo import ppo_command
     from trainers.recipes.reward import reward_command
     from trainers.recipes.sft import sft_command
 
-    for command in (sft_command, reward_command):
+    for command in (sft_command, reward_command, dpo_command):
         option = {p.name: p for p in command.params}["packing"]
         assert option.is_flag and "--packing" in option.opts
     assert "packing" not in {p.name for p in ppo_command.params}
