@@ -1,4 +1,4 @@
-"""`bench/gpu.py`: the FLOP count by hand, and its ``--smoke`` mode run through reward (packed) and PPO on CPU, so the
+"""`bench/gpu.py`: the FLOP count by hand, and its ``--smoke`` mode run through reward and DPO (packed) and PPO on CPU, so the
 plumbing a lent GPU runs (recipes under the meter, the table) is known to work before any GPU time is spent."""
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ def test_linear_weights_count_the_matmuls_not_the_embedding(tmp_path):
     assert gpu.linear_weights(model) == 2 * per_layer + len(tokenizer) * d
 
 
-def test_smoke_run_measures_packed_reward_and_ppo(tmp_path, monkeypatch, capsys):
+def test_smoke_run_measures_packed_reward_and_dpo_and_ppo(tmp_path, monkeypatch, capsys):
     helpers.single_process_env(monkeypatch)
-    results = gpu.main(["--smoke", "--phases", "reward,ppo", "--zero", "2", "--packing", "on",
+    results = gpu.main(["--smoke", "--phases", "reward,dpo,ppo", "--zero", "2", "--packing", "on",
                         "--work", str(tmp_path / "work")])
-    assert [(r["run"].phase, r["run"].packing) for r in results] == [("reward", True), ("ppo", False)]
+    assert [(r["run"].phase, r["run"].packing) for r in results] == [("reward", True), ("dpo", True), ("ppo", False)]
     for r in results:
         assert r["steps"] == 2 and r["tokens_per_s"] > 0 and math.isfinite(r["flops_per_s"]) and r["flops_per_s"] > 0
     out = capsys.readouterr().out
