@@ -176,9 +176,12 @@ def collate_labelled(examples: list[dict], pad_id: int) -> dict[str, Any]:
 
 def batch_logprobs(forward: Callable[..., Any], batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
     """Summed reply log-probs and reply token counts of every row (or packed sequence) of a batch, one forward pass."""
-    inputs = model_inputs(batch)
+    if "sequence_index" not in batch:  # padded
+        logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return sequence_logprobs(logits, batch["labels"])
+    inputs = model_inputs(batch)  # packed: position ids, and no KV cache (which would unmask the packed sequences)
     labels = inputs.pop("labels")
-    return sequence_logprobs(forward(**inputs).logits, labels, batch.get("sequence_index"))
+    return sequence_logprobs(forward(**inputs).logits, labels, batch["sequence_index"])
 
 
 def reference_logprobs(forward: Callable[..., Any], batches: Iterable[dict[str, Any]], size: int,
