@@ -194,8 +194,9 @@ def source_rows(n: int, seed: int) -> tuple[list[dict], str]:
     return rows, "synthetic (no HH file found: lognormal lengths)"
 
 
-def prepare(work: Path, rows: list[dict], vocab: int) -> None:
-    """A split directory with every phase's splits, and a byte-level BPE with a pad token of its own."""
+def prepare(work: Path, rows: list[dict], vocab: int, used: int) -> None:
+    """A byte-level BPE trained on all ``rows``, with a pad token of its own, and a split directory with every phase's
+    splits from the first ``used`` rows (enough for the timed steps; fewer rows, less DPO reference pass)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -210,6 +211,7 @@ def prepare(work: Path, rows: list[dict], vocab: int) -> None:
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>",
                             unk_token="<unk>").save_pretrained(work / "tok")
+    rows = rows[:used]
     n_eval = max(len(rows) // 64, 4)
     parts = {"sft_eval": rows[:n_eval], "rm_eval": rows[:n_eval], "ppo_eval": rows[:n_eval],
              "sft_train": rows[n_eval:], "rm_train": rows[n_eval:], "ppo_train": rows[n_eval:]}
@@ -290,6 +292,18 @@ def table(results: list[dict[str, Any]], peak: float) -> str:
     return "\n".join(lines)
 
 
+def parameters(config_json: Path, tokenizer: Any) -> int:
+    """Parameter count of the causal LM a config file builds, counted on the meta device (nothing allocated)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainers.components.models import model_config
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config(f"config:{config_json}", tokenizer))
+    return sum(p.numel() for p in model.parameters())
+
+
 def world_of_one() -> None:
     from trainers.runtime.distributed import free_port
 
@@ -320,13 +334,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     rows, described = source_rows(64 if smoke else 3000, seed=0)
-    prepare(args.work, rows, vocab=1000 if smoke else 32000)
+    used = min(len(rows), 64 if smoke else 640)
+    prepare(args.work, rows, vocab=1000 if smoke else 32000, used=used)
     tokenizer = AutoTokenizer.from_pretrained(args.work / "tok")
     model_json, actor_json = args.work / "model.json", args.work / "actor.json"
     model_json.write_text(json.dumps(SMOKE_MODEL if smoke else FULL_MODEL))
     actor_json.write_text(json.dumps(SMOKE_MODEL if smoke else PPO_ACTOR))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"device: {device}; data: {described}, {len(rows):,} rows; vocabulary {len(tokenizer):,}; "
+    print(f"model: {parameters(model_json, tokenizer) / 1e6:,.1f}M parameters ({model_json.read_text()}); PPO actor "
+          f"{parameters(actor_json, tokenizer) / 1e6:,.1f}M", flush=True)
+    print(f"device: {device}; data: {described}, {used:,} of {len(rows):,} rows; vocabulary {len(tokenizer):,}; "
           f"micro-batch {micro}, max {seq_len} tokens; {warmup} warm-up + {steps} timed steps per run", flush=True)
     print(f"FLOPs: train 6*N*tokens + 12*L*d*sum(n^2), forward 2*N*tokens + 4*L*d*sum(n^2); "
           f"peak {args.peak / 1e12:.0f} TFLOP/s bf16 dense", flush=True)
