@@ -119,3 +119,22 @@ def test_refuses_a_bad_beta_in_one_line(workdir):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["prefdata: error: beta: --beta must be positive and --label-smoothing "
                                                 "in [0, 0.5)"]
+
+
+def test_rm_cache_entries_carry_each_sides_prompt_length(workdir):
+    """DPO's log-probs cover the reply only: the cached pair says where each side's reply starts."""
+    from transformers import AutoTokenizer
+
+    from prefdata.contract.render import render
+    from prefdata.storage.dataset import load
+    from trainers.components.tokens import TokenizeSpec, tokenized
+
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "tok")
+    pairs = tokenized(workdir / "split", "rm_eval", tokenizer, TokenizeSpec("rm"), workdir / "cache", quiet=True)
+    row = load(workdir / "split")["rm_eval"][0]
+    prompt_ids = tokenizer(render(row["prompt"]), add_special_tokens=False)["input_ids"]
+    first = pairs[0]
+    assert int(first["chosen_prompt_tokens"]) == int(first["rejected_prompt_tokens"]) == len(prompt_ids)
+    assert first["chosen_input_ids"][: len(prompt_ids)].tolist() == prompt_ids
+    reply = tokenizer.decode(first["chosen_input_ids"][len(prompt_ids) :], skip_special_tokens=True)
+    assert reply.split() == row["chosen"].split()

@@ -126,3 +126,17 @@ def test_adapter_disabled_is_the_base_model_and_targets_are_checked(workdir):
         assert torch.allclose(lora.AdapterDisabled(adapted)(input_ids=ids).logits, expected)
     with pytest.raises(PrefdataError, match=r"q_proj.*it has: c_attn, c_fc, c_proj"):
         lora.with_lora(AutoModelForCausalLM.from_pretrained(workdir / "base"), lora.LoraSettings(4, 8.0, "q_proj"))
+
+
+def test_lora_options_are_checked_in_one_line():
+    from types import SimpleNamespace
+
+    from trainers.components import lora
+
+    off = SimpleNamespace(lora_rank=0, lora_alpha=16.0, lora_targets="all-linear", lora_merge=False)
+    assert lora.LoraSettings.of(off) is None
+    with pytest.raises(PrefdataError, match="--lora-merge needs --lora-rank"):
+        lora.LoraSettings.of(SimpleNamespace(**{**vars(off), "lora_merge": True}))
+    with pytest.raises(PrefdataError, match="must be positive"):
+        lora.LoraSettings.of(SimpleNamespace(**{**vars(off), "lora_rank": 8, "lora_alpha": 0.0}))
+    assert lora.LoraSettings.of(SimpleNamespace(**{**vars(off), "lora_rank": 8})) == lora.LoraSettings(8, 16.0)

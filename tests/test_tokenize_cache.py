@@ -267,7 +267,7 @@ def test_the_reward_model_data_phase_is_rm(split_dir, tokenizer, tmp_path):
     from prefdata.contract.phases import PHASES
     from trainers.components.tokens import PHASES as token_phases
 
-    assert token_phases == (*PHASES, "ptx")
+    assert token_phases == (*PHASES, "kto", "ptx")
     with pytest.raises(PrefdataError, match="unknown phase 'reward'"):
         TokenizeSpec("reward")
     pairs = tokenized(split_dir, "rm_eval", tokenizer, TokenizeSpec("rm"), tmp_path, quiet=True)

@@ -30,6 +30,9 @@ class LoraSettings:
     def of(cls, cfg: Any) -> LoraSettings | None:
         """The settings of a run config, or None when LoRA is off."""
         if not cfg.lora_rank:
+            if cfg.lora_merge:
+                raise PrefdataError("--lora-merge needs --lora-rank (without LoRA there is no adapter to merge)",
+                                    field="lora_merge")
             return None
         if cfg.lora_rank < 0 or cfg.lora_alpha <= 0:
             raise PrefdataError("--lora-rank and --lora-alpha must be positive", field="lora_rank")

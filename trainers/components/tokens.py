@@ -219,7 +219,7 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
     counts["not_for_phase"] += len(rows) - len(use)
     prompts = [enc.render(r["prompt"]) for r in use]
     prompt_ids = enc.encode(prompts)
-    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], r["chosen"]) for r in use], prompt_ids)
+    chosen = enc.encode_replies(prompts, [enc.render(r["prompt"], reply(r, "chosen")) for r in use], prompt_ids)
     if spec.phase == "sft":
         for ids, n_prompt in chosen:
             fitted = _fit(ids, n_prompt, spec.max_seq_len, spec.truncation)
@@ -234,7 +234,7 @@ def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[st
             columns["input_ids"].append(fitted[0])
             columns["prompt_tokens"].append(n_prompt)
         return columns
-    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], r["rejected"]) for r in use], prompt_ids)
+    rejected = enc.encode_replies(prompts, [enc.render(r["prompt"], reply(r, "rejected")) for r in use], prompt_ids)
     for row, (c_ids, c_prompt), (r_ids, r_prompt) in zip(use, chosen, rejected):
         c_fit = _fit(c_ids, c_prompt, spec.max_seq_len, spec.truncation)
         r_fit = _fit(r_ids, r_prompt, spec.max_seq_len, spec.truncation)

@@ -56,9 +56,9 @@ def reduce_over_ranks(tensor: Any) -> Any:
     return torch.tensor(summed, dtype=tensor.dtype, device=tensor.device).view_as(tensor)
 
 
-def reference_forward(cfg: RunConfig, engine: Any, tokenizer: Any) -> tuple[Any, Any | None]:
-    """What scores the reference: a frozen engine of ``--ref-model`` (sharded under ZeRO-3), the policy with its
-    adapter off, or the untouched policy itself. Also returns the engine to release afterwards, if one was made."""
+def reference_forward(cfg: RunConfig, engine: Any, tokenizer: Any) -> Any:
+    """What scores the reference: a frozen engine of ``--ref-model`` (sharded under ZeRO-3; released once the log-probs
+    are cached), the policy with its adapter off, or the untouched policy itself."""
     import deepspeed
 
     ref_model = getattr(cfg, "ref_model", None)
@@ -66,15 +66,14 @@ def reference_forward(cfg: RunConfig, engine: Any, tokenizer: Any) -> tuple[Any,
         reference = models.load_causal_lm(ref_model, tokenizer)
         models.disable_dropout(reference)
         reference = reference.eval().requires_grad_(False)
-        ref_engine = deepspeed.initialize(model=reference, config=frozen_config(cfg, zero_stage_of(engine)))[0]
-        return ref_engine, ref_engine
-    return (lora.AdapterDisabled(engine) if lora.is_lora(engine.module) else engine), None
+        return deepspeed.initialize(model=reference, config=frozen_config(cfg, zero_stage_of(engine)))[0]
+    return lora.AdapterDisabled(engine) if lora.is_lora(engine.module) else engine
 
 
 def cached_reference(cfg: RunConfig, engine: Any, tokenizer: Any, loaders: list[Any]) -> list[Any]:
     """The reference log-probs of every example each loader (unshuffled, over an `Indexed` set) yields, computed once,
     before the first step and before a resume point is loaded (so ``engine`` still holds ``--model``'s weights)."""
-    forward, _ = reference_forward(cfg, engine, tokenizer)
+    forward = reference_forward(cfg, engine, tokenizer)
     engine.eval()
     cached = []
     for batches in loaders:
