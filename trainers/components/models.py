@@ -145,8 +145,9 @@ def _value_model_class():
             self.model = model
 
         def forward(self, input_ids, attention_mask=None, position_ids=None):
+            # No KV cache: scoring never needs one, and with one transformers ignores packed position ids.
             hidden = self.model.base_model(
-                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
             ).last_hidden_state
             return self.model.score(hidden).squeeze(-1).float()
 

@@ -22,14 +22,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from trainers.components.collate import IGNORE_INDEX, collate_sft
+from trainers.components.packing import model_inputs, sequence_sums
 
 Tensor = Any  # torch.Tensor; torch is imported only when a function runs
 LOSSES = ("dpo", "ipo", "simpo")
 DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "simpo": 2.0, "kto": 0.1}
 
 
-def sequence_logprobs(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Summed log p of each row's labelled tokens (labels ``-100`` are skipped) and how many there are: ``([B], [B])``.
+def sequence_logprobs(logits: Tensor, labels: Tensor, sequence_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Summed log p of each row's labelled tokens (labels ``-100`` are skipped) and how many there are: ``([B], [B])``;
+    of each packed sequence instead when the batch is packed (``sequence_index``, `trainers.components.packing`).
 
     ``logits[:, t]`` predicts ``labels[:, t + 1]``, the same shift as the causal-LM loss of SFT."""
     import torch
@@ -37,7 +39,10 @@ def sequence_logprobs(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     logits, labels = logits[:, :-1].float(), labels[:, 1:]
     mask = labels != IGNORE_INDEX
     picked = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * mask).sum(-1), mask.sum(-1)
+    if sequence_index is None:
+        return (picked * mask).sum(-1), mask.sum(-1)
+    index, count = sequence_index[:, 1:], int(sequence_index.max()) + 1
+    return sequence_sums(picked * mask, index, count), sequence_sums(mask.long(), index, count)
 
 
 def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, *,
@@ -145,14 +150,14 @@ class Mismatched(Indexed):
         return {**example, "kl_input_ids": np.concatenate([prompt, reply]), "kl_prompt_tokens": len(prompt)}
 
 
-def collate_preference_pairs(examples: list[dict], pad_id: int) -> dict[str, Any]:
-    """Chosen rows then rejected rows of ``rm`` pairs in one right-padded batch, labels ``-100`` outside the replies,
-    and each pair's ``index``."""
+def collate_preference_pairs(examples: list[dict], pad_id: int, rows: Callable[..., dict] = collate_sft) -> dict[str, Any]:
+    """Chosen rows then rejected rows of ``rm`` pairs in one right-padded batch (``rows=collate_packed_sft``: packed),
+    labels ``-100`` outside the replies, and each pair's ``index``."""
     import torch
 
     sides = [{"input_ids": e[f"{side}_input_ids"], "prompt_tokens": e[f"{side}_prompt_tokens"]}
              for side in ("chosen", "rejected") for e in examples]
-    batch = collate_sft(sides, pad_id)
+    batch = rows(sides, pad_id)
     batch["index"] = torch.tensor([int(e["index"]) for e in examples])
     return batch
 
@@ -170,9 +175,13 @@ def collate_labelled(examples: list[dict], pad_id: int) -> dict[str, Any]:
 
 
 def batch_logprobs(forward: Callable[..., Any], batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
-    """Summed reply log-probs and reply token counts of every row of a collated batch, one forward pass."""
-    logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return sequence_logprobs(logits, batch["labels"])
+    """Summed reply log-probs and reply token counts of every row (or packed sequence) of a batch, one forward pass."""
+    if "sequence_index" not in batch:  # padded
+        logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return sequence_logprobs(logits, batch["labels"])
+    inputs = model_inputs(batch)  # packed: position ids, and no KV cache (which would unmask the packed sequences)
+    labels = inputs.pop("labels")
+    return sequence_logprobs(forward(**inputs).logits, labels, batch["sequence_index"])
 
 
 def reference_logprobs(forward: Callable[..., Any], batches: Iterable[dict[str, Any]], size: int,

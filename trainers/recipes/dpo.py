@@ -25,18 +25,19 @@ import click
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
-from trainers.components import lora, models, preference
+from trainers.components import lora, models, packing, preference
+from trainers.components.collate import collate_sft
 from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import frozen_config, zero_stage_of
 from trainers.runtime.engine import engine_and_loaders, loader, to_device
 from trainers.runtime.metrics import MetricsLog, summary_line
-from trainers.runtime.options import RunConfig, config_from_options, options_from, run_main, setting
+from trainers.runtime.options import PackingOption, RunConfig, config_from_options, options_from, run_main, setting
 from trainers.runtime.output import trainer_output
 
 
 @dataclass
-class DPOConfig(RunConfig):
+class DPOConfig(PackingOption, RunConfig):
     """`train dpo`: the run options plus the loss, its hyper-parameters and the reference model."""
 
     loss: str = setting("dpo", "Preference loss.", choices=preference.LOSSES)
@@ -139,8 +140,11 @@ def _train_dpo(cfg: DPOConfig, rank: int, world: int, work: Path) -> dict[str, A
     # 2. Policy (dropout off, so the reference pass and training see one function) and its engine.
     model = models.load_causal_lm(cfg.model, tokenizer)
     models.disable_dropout(model)
+    if cfg.packing:
+        packing.check_packing_support(model)
     model = lora.with_lora(model, lora.LoraSettings.of(cfg))
-    collate = functools.partial(preference.collate_preference_pairs, pad_id=tokenizer.pad_token_id)
+    collate = functools.partial(preference.collate_preference_pairs, pad_id=tokenizer.pad_token_id,
+                                rows=packing.collate_packed_sft if cfg.packing else collate_sft)
     train_data, eval_data = preference.Indexed(train_set), preference.Indexed(eval_set)
     engine, train_loader, eval_loader, total_steps = engine_and_loaders(
         cfg, "dpo", model, train_data, eval_data, collate, rank=rank, world=world)

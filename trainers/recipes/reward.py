@@ -22,18 +22,19 @@ from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import lora, models
 from trainers.components.collate import collate_pairs
+from trainers.components.packing import check_packing_support, collate_packed_pairs, last_token_values
 from trainers.components.rl import pairwise_loss
 from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import zero_stage_of
 from trainers.runtime.engine import engine_and_loaders, to_device
 from trainers.runtime.metrics import MetricsLog, summary_line
-from trainers.runtime.options import RunConfig, config_from_options, options_from, run_main, setting
+from trainers.runtime.options import PackingOption, RunConfig, config_from_options, options_from, run_main, setting
 from trainers.runtime.output import trainer_output
 
 
 @dataclass
-class RewardConfig(RunConfig):
+class RewardConfig(PackingOption, RunConfig):
     """`train reward`: the run options plus the margin switch and the eval batch size."""
 
     use_margin: bool = setting(False, "Require chosen to outscore rejected by each pair's meta.margin.")
@@ -41,10 +42,10 @@ class RewardConfig(RunConfig):
 
 
 def pair_scores(engine: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
-    """Scores of the chosen half and the rejected half of a `collate_pairs` batch, one forward pass."""
-    values = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    scores = models.last_token_scores(values, batch["attention_mask"])
-    return scores.chunk(2)
+    """Scores of the chosen half and the rejected half of a `collate_pairs` (or packed) batch, one forward pass."""
+    values = engine(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                    position_ids=batch.get("position_ids"))
+    return last_token_values(values, batch).chunk(2)
 
 
 def evaluate(engine: Any, eval_loader: Any) -> dict[str, float]:
@@ -87,8 +88,11 @@ def _train_reward(cfg: RewardConfig, rank: int, world: int, work: Path) -> dict[
         raise PrefdataError("rm_train has no usable pairs (all dropped, or no row has chosen and rejected)", file=cfg.data)
 
     # 2. Value model (transformer + one-output head) and its engine.
-    model = lora.with_lora(models.load_value_model(cfg.model, tokenizer), lora.LoraSettings.of(cfg))
-    collate = functools.partial(collate_pairs, pad_id=tokenizer.pad_token_id)
+    model = models.load_value_model(cfg.model, tokenizer)
+    if cfg.packing:
+        check_packing_support(model.model)
+    model = lora.with_lora(model, lora.LoraSettings.of(cfg))
+    collate = functools.partial(collate_packed_pairs if cfg.packing else collate_pairs, pad_id=tokenizer.pad_token_id)
     engine, train_loader, eval_loader, total_steps = engine_and_loaders(
         cfg, "reward", model, train_set, eval_set, collate, rank=rank, world=world)
     resume_dir = work / "checkpoints"

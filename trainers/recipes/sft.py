@@ -23,17 +23,18 @@ from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import lora, models
 from trainers.components.collate import IGNORE_INDEX, collate_sft
+from trainers.components.packing import check_packing_support, collate_packed_sft, model_inputs
 from trainers.components.tokens import TokenizeSpec, tokenized
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import zero_stage_of
 from trainers.runtime.engine import engine_and_loaders, to_device
 from trainers.runtime.metrics import MetricsLog, summary_line
-from trainers.runtime.options import RunConfig, config_from_options, options_from, run_main, setting
+from trainers.runtime.options import PackingOption, RunConfig, config_from_options, options_from, run_main, setting
 from trainers.runtime.output import trainer_output
 
 
 @dataclass
-class SFTConfig(RunConfig):
+class SFTConfig(PackingOption, RunConfig):
     """`train sft`: the run options plus what only supervised fine-tuning has."""
 
     train_on_prompt: bool = setting(False, "Also learn the prompt tokens (default: loss on the reply only).")
@@ -50,7 +51,7 @@ def evaluate(engine: Any, eval_loader: Any) -> dict[str, float]:
         for batch in eval_loader:
             batch = to_device(batch, engine.device)
             tokens = float((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            total_loss += float(engine(**batch).loss) * tokens
+            total_loss += float(engine(**model_inputs(batch)).loss) * tokens
             total_tokens += tokens
     engine.train()
     total_loss, total_tokens = distributed.all_reduce_sum([total_loss, total_tokens])
@@ -78,9 +79,12 @@ def _train_sft(cfg: SFTConfig, rank: int, world: int, work: Path) -> dict[str, A
     if len(train_set) == 0:
         raise PrefdataError("sft_train has no usable rows (all dropped or none with a chosen reply)", file=cfg.data)
 
-    # 2. Model and DeepSpeed engine; the loaders pad each batch to its longest row.
-    model = lora.with_lora(models.load_causal_lm(cfg.model, tokenizer), lora.LoraSettings.of(cfg))
-    collate = functools.partial(collate_sft, pad_id=tokenizer.pad_token_id)
+    # 2. Model and DeepSpeed engine; the loaders pad each batch to its longest row, or pack it (--packing).
+    model = models.load_causal_lm(cfg.model, tokenizer)
+    if cfg.packing:
+        check_packing_support(model)
+    model = lora.with_lora(model, lora.LoraSettings.of(cfg))
+    collate = functools.partial(collate_packed_sft if cfg.packing else collate_sft, pad_id=tokenizer.pad_token_id)
     engine, train_loader, eval_loader, total_steps = engine_and_loaders(
         cfg, "sft", model, train_set, eval_set, collate, rank=rank, world=world)
     resume_dir = work / "checkpoints"
@@ -106,7 +110,7 @@ def _train_sft(cfg: SFTConfig, rank: int, world: int, work: Path) -> dict[str, A
             micro_step += 1
             if micro_step <= done_micro:
                 continue
-            loss = engine(**to_device(batch, engine.device)).loss
+            loss = engine(**model_inputs(to_device(batch, engine.device))).loss
             engine.backward(loss)
             engine.step()
             if not engine.is_gradient_accumulation_boundary():

@@ -75,6 +75,15 @@ class RunConfig:
                                "(the adapter alone is always in OUT/adapter).")
 
 
+@dataclass
+class PackingOption:
+    """``--packing`` for the phases that train on whole sequences (sft, reward, dpo). Listed before `RunConfig` in a
+    phase config's bases (``class SFTConfig(PackingOption, RunConfig)``) since its field has a default."""
+
+    packing: bool = setting(False, "Padding-free batches: the micro-batch's sequences share rows, positions restart "
+                            "per sequence and attention stays inside each one (same losses, no pad tokens).")
+
+
 def _option(field: dataclasses.Field, hint: Any) -> Callable[[Callable], Callable]:
     """The click option of one config field."""
     meta = field.metadata
