@@ -69,7 +69,8 @@ def test_generate_against_transformers_serve(server, tmp_path):
     model, url = server
     prompts = write_dataset(tmp_path / "in", [make_row([{"role": "user", "content": f"Where does the {a} live ?"}],
                                                        source="t") for a in ("cat", "owl")])
-    config = LLMConfig(model=model, base_url=url, cache="none", max_tokens=6, concurrency=2, timeout=60)
+    # one request at a time: the server fixes a reply by its seed only when it does not batch requests together
+    config = LLMConfig(model=model, base_url=url, cache="none", max_tokens=6, concurrency=1, timeout=60)
     first = generate(prompts, tmp_path / "a", models=[model], config=config, n_completions=K, quiet=True)
     second = generate(prompts, tmp_path / "b", models=[model], config=config, n_completions=K, quiet=True)
     counts = first["counts"]
