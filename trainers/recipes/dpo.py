@@ -16,7 +16,7 @@ Eval on ``rm_eval``: preference accuracy (chosen reward above rejected) and mean
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,6 @@ def _train_dpo(cfg: DPOConfig, rank: int, world: int, work: Path) -> dict[str, A
     """The run, writing into ``work`` (`trainer_output` publishes it as ``cfg.out``)."""
     # 1. Processes, tokenizer, the reward model's cached pairs (with each side's prompt length), indexed.
     distributed.set_seed(cfg.seed)
-    out = Path(cfg.out)
     tokenizer = models.load_tokenizer(cfg.tokenizer, cfg.model)
     spec = TokenizeSpec("rm", cfg.template, cfg.max_seq_len, truncation=cfg.truncate)
     train_split, eval_split = phase_splits("rm")
@@ -198,13 +197,9 @@ def _train_dpo(cfg: DPOConfig, rank: int, world: int, work: Path) -> dict[str, A
 
     # 5. Evaluate, keep a resume point, write the checkpoint (the policy, a causal LM).
     after = evaluate(cfg, engine, eval_loader, ref_eval) if len(eval_set) else {}
-    checkpoints.save_resume_point(engine, resume_dir, step, micro_step)
-    checkpoints.save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge, template=cfg.template)
-    summary = {"phase": "dpo", "event": "end", "steps": step, "first_loss": losses[0] if losses else None,
-               "last_loss": losses[-1] if losses else None, "eval_before": before, "eval_after": after, "out": str(out)}
-    log(summary)
-    return {**summary, "cache_train": train_set.info, "cache_eval": eval_set.info, "cache_built": train_set.built,
-            "config": asdict(cfg)}
+    return checkpoints.finish_run(cfg, engine, tokenizer, work, rank, phase="dpo", step=step, micro_step=micro_step,
+                                  losses=losses, before=before, after=after, train_set=train_set, eval_set=eval_set,
+                                  log=log)
 
 
 @click.command("dpo")

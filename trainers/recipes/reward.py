@@ -11,7 +11,7 @@ checkpoint in ``--out`` is an ``AutoModelForSequenceClassification`` (one label)
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,6 @@ def _train_reward(cfg: RewardConfig, rank: int, world: int, work: Path) -> dict[
     """The run, writing into ``work`` (`trainer_output` publishes it as ``cfg.out``)."""
     # 1. Processes, tokenizer, cached pairs.
     distributed.set_seed(cfg.seed)
-    out = Path(cfg.out)
     tokenizer = models.load_tokenizer(cfg.tokenizer, cfg.model)
     spec = TokenizeSpec("rm", cfg.template, cfg.max_seq_len, truncation=cfg.truncate)
     train_split, eval_split = phase_splits("rm")
@@ -137,12 +136,9 @@ def _train_reward(cfg: RewardConfig, rank: int, world: int, work: Path) -> dict[
 
     # 4. Evaluate, keep a resume point, write the checkpoint.
     after = evaluate(engine, eval_loader) if len(eval_set) else {}
-    checkpoints.save_resume_point(engine, resume_dir, step, micro_step)
-    checkpoints.save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge, template=cfg.template)
-    summary = {"phase": "reward", "event": "end", "steps": step, "first_loss": losses[0] if losses else None,
-               "last_loss": losses[-1] if losses else None, "eval_before": before, "eval_after": after, "out": str(out)}
-    log(summary)
-    return {**summary, "cache_train": train_set.info, "cache_eval": eval_set.info, "config": asdict(cfg)}
+    return checkpoints.finish_run(cfg, engine, tokenizer, work, rank, phase="reward", step=step, micro_step=micro_step,
+                                  losses=losses, before=before, after=after, train_set=train_set, eval_set=eval_set,
+                                  log=log)
 
 
 @click.command("reward")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,18 @@ def load_resume_point(engine: Any, directory: Path) -> tuple[int, int]:
         raise PrefdataError(f"--resume: checkpoint {tag} cannot be loaded or has no step counters",
                             file=str(directory / tag))
     return int(client["step"]), int(client["micro_steps"])
+
+
+def finish_run(cfg: Any, engine: Any, tokenizer: Any, work: Path, rank: int, *, phase: str, step: int, micro_step: int,
+               losses: list[float], before: dict[str, Any], after: dict[str, Any], train_set: Any, eval_set: Any,
+               log: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """The last step every supervised recipe shares (sft, reward, dpo, kto): keep a resume point, write the Hugging
+    Face checkpoint with the run's chat template, log the end line and return the run's summary."""
+    save_resume_point(engine, work / "checkpoints", step, micro_step)
+    save_hf(engine, tokenizer, work, rank, merge_lora=cfg.lora_merge, template=cfg.template)
+    summary = {"phase": phase, "event": "end", "steps": step, "first_loss": losses[0] if losses else None,
+               "last_loss": losses[-1] if losses else None, "eval_before": before, "eval_after": after,
+               "out": str(Path(cfg.out))}
+    log(summary)
+    return {**summary, "cache_train": train_set.info, "cache_eval": eval_set.info, "cache_built": train_set.built,
+            "config": asdict(cfg)}
