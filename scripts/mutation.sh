@@ -30,7 +30,7 @@ TEST_MAP='
 prefdata/contract/row.py        tests/test_row.py tests/test_mutants_row.py tests/test_contract_units.py tests/test_formats.py tests/test_store.py
 prefdata/contract/rules.py      tests/test_mutants_rules.py tests/test_mutants_row.py tests/test_contract_rules.py tests/test_contract_units.py tests/test_row.py
 prefdata/contract/render.py     tests/test_render.py tests/test_contract_units.py tests/test_formats.py
-prefdata/contract/phases.py     tests/test_contract_phases.py tests/test_mutants_export.py tests/test_split.py
+prefdata/contract/phases.py     tests/test_contract_phases.py tests/test_mutants_phases.py tests/test_mutants_export.py tests/test_split.py
 prefdata/contract/*             tests/test_row.py tests/test_contract_units.py tests/test_render.py tests/test_formats.py
 prefdata/formats/hh.py          tests/test_hh.py tests/test_hh_fast_path.py tests/test_formats.py tests/test_mutants_hh.py
 prefdata/formats/shp.py         tests/test_shp.py tests/test_mutants_quarantine.py
