@@ -41,7 +41,7 @@ prefdata/pipeline/parallel.py   tests/test_hh_fast_path.py tests/test_records.py
 prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
 prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
 trainers/components/rl.py       tests/test_rl_math.py
-trainers/components/collate.py  tests/test_tokenize_cache.py tests/test_trainer_runtime.py
+trainers/components/collate.py  tests/test_tokenize_cache.py tests/test_trainer_runtime.py tests/test_mutants_collate.py
 trainers/components/tokens.py   tests/test_tokenize_cache.py
 trainers/*                      tests/test_trainers.py
 '
