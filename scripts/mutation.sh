@@ -33,7 +33,7 @@ prefdata/contract/render.py     tests/test_render.py tests/test_contract_units.p
 prefdata/contract/phases.py     tests/test_contract_phases.py tests/test_mutants_phases.py tests/test_mutants_export.py tests/test_split.py
 prefdata/contract/*             tests/test_row.py tests/test_contract_units.py tests/test_render.py tests/test_formats.py
 prefdata/formats/hh.py          tests/test_hh.py tests/test_hh_fast_path.py tests/test_formats.py tests/test_mutants_hh.py
-prefdata/formats/shp.py         tests/test_shp.py tests/test_mutants_quarantine.py
+prefdata/formats/shp.py         tests/test_shp.py tests/test_mutants_quarantine.py tests/test_mutants_shp.py
 prefdata/formats/*              tests/test_formats.py tests/test_contract_units.py
 prefdata/pipeline/dedup.py      tests/test_dedup.py tests/test_mutants_dedup.py tests/test_split.py
 prefdata/pipeline/records.py    tests/test_records.py tests/test_mutants_quarantine.py tests/test_bad_input.py tests/test_mutants_records.py
