@@ -29,7 +29,7 @@ OUT=$(mkdir -p "${MUTATION_OUT:-$ROOT/build/mutation}" && cd "${MUTATION_OUT:-$R
 TEST_MAP='
 prefdata/contract/row.py        tests/test_row.py tests/test_mutants_row.py tests/test_contract_units.py tests/test_formats.py tests/test_store.py
 prefdata/contract/rules.py      tests/test_mutants_rules.py tests/test_mutants_row.py tests/test_contract_rules.py tests/test_contract_units.py tests/test_row.py
-prefdata/contract/render.py     tests/test_render.py tests/test_contract_units.py tests/test_formats.py
+prefdata/contract/render.py     tests/test_render.py tests/test_mutants_render.py tests/test_contract_units.py tests/test_formats.py
 prefdata/contract/phases.py     tests/test_contract_phases.py tests/test_mutants_phases.py tests/test_mutants_export.py tests/test_split.py
 prefdata/contract/*             tests/test_row.py tests/test_contract_units.py tests/test_render.py tests/test_formats.py
 prefdata/formats/hh.py          tests/test_hh.py tests/test_hh_fast_path.py tests/test_formats.py tests/test_mutants_hh.py
@@ -40,9 +40,14 @@ prefdata/pipeline/records.py    tests/test_records.py tests/test_mutants_quarant
 prefdata/pipeline/parallel.py   tests/test_hh_fast_path.py tests/test_records.py tests/test_hh.py
 prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
 prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
+prefdata/jobs/export_formats.py tests/test_export_kinds.py tests/test_mutants_export.py tests/test_consumers_chatllama.py tests/test_consumers_llamafactory.py tests/test_consumers_dschat.py
+prefdata/jobs/split_pairs.py    tests/test_split_pairs.py tests/test_split.py
+prefdata/jobs/decontaminate.py  tests/test_split_decontaminate.py
 trainers/components/rl.py       tests/test_rl_math.py
 trainers/components/collate.py  tests/test_tokenize_cache.py tests/test_trainer_runtime.py tests/test_mutants_collate.py
 trainers/components/tokens.py   tests/test_tokenize_cache.py
+trainers/components/preference.py tests/test_dpo_losses.py
+trainers/components/packing.py  tests/test_packing.py
 trainers/*                      tests/test_trainers.py
 '
 
