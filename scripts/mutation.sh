@@ -41,7 +41,7 @@ prefdata/pipeline/parallel.py   tests/test_hh_fast_path.py tests/test_records.py
 prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
 prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
 prefdata/jobs/export_formats.py tests/test_export_kinds.py tests/test_mutants_export.py tests/test_consumers_chatllama.py tests/test_consumers_llamafactory.py tests/test_consumers_dschat.py
-prefdata/jobs/split_pairs.py    tests/test_split_pairs.py tests/test_split.py
+prefdata/jobs/split_pairs.py    tests/test_split_pairs.py tests/test_mutants_split_pairs.py tests/test_split.py
 prefdata/jobs/decontaminate.py  tests/test_split_decontaminate.py
 trainers/components/rl.py       tests/test_rl_math.py
 trainers/components/collate.py  tests/test_tokenize_cache.py tests/test_trainer_runtime.py tests/test_mutants_collate.py
