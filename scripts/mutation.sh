@@ -46,7 +46,7 @@ prefdata/jobs/decontaminate.py  tests/test_split_decontaminate.py
 trainers/components/rl.py       tests/test_rl_math.py
 trainers/components/collate.py  tests/test_tokenize_cache.py tests/test_trainer_runtime.py tests/test_mutants_collate.py
 trainers/components/tokens.py   tests/test_tokenize_cache.py
-trainers/components/preference.py tests/test_dpo_losses.py
+trainers/components/preference.py tests/test_dpo_losses.py tests/test_mutants_preference.py
 trainers/components/packing.py  tests/test_packing.py
 trainers/*                      tests/test_trainers.py
 '
