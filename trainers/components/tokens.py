@@ -49,7 +49,7 @@ from filelock import FileLock
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.phases import PHASES as DATA_PHASES
-from prefdata.contract.phases import serves
+from prefdata.contract.phases import phase_splits, serves
 from prefdata.contract.render import TEMPLATES, render
 from prefdata.contract.row import UNSUP_SCHEMA_ID, reply, row_meta
 from prefdata.pipeline.progress import progress
@@ -445,3 +445,10 @@ def tokenized(
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, entry)
     return TokenCache(entry, built=True)
+
+
+def tokenized_phase(cfg: Any, data_phase: str, tokenizer: Any, spec: TokenizeSpec) -> tuple[TokenCache, TokenCache]:
+    """The token caches of ``<data_phase>_train`` and ``<data_phase>_eval`` (`tokenized`), with a run's ``data``,
+    ``cache_dir`` and ``quiet`` settings: the first step every supervised recipe takes."""
+    return tuple(tokenized(cfg.data, split, tokenizer, spec, cfg.cache_dir, quiet=cfg.quiet)
+                 for split in phase_splits(data_phase))

@@ -23,11 +23,10 @@ from typing import Any
 import click
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import lora, models, packing, preference
 from trainers.components.collate import collate_sft
-from trainers.components.tokens import TokenizeSpec, tokenized
+from trainers.components.tokens import TokenizeSpec, tokenized_phase
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import frozen_config, zero_stage_of
 from trainers.runtime.engine import engine_and_loaders, loader, to_device
@@ -130,9 +129,7 @@ def _train_dpo(cfg: DPOConfig, rank: int, world: int, work: Path) -> dict[str, A
     distributed.set_seed(cfg.seed)
     tokenizer = models.load_tokenizer(cfg.tokenizer, cfg.model)
     spec = TokenizeSpec("rm", cfg.template, cfg.max_seq_len, truncation=cfg.truncate)
-    train_split, eval_split = phase_splits("rm")
-    train_set = tokenized(cfg.data, train_split, tokenizer, spec, cfg.cache_dir, quiet=cfg.quiet)
-    eval_set = tokenized(cfg.data, eval_split, tokenizer, spec, cfg.cache_dir, quiet=cfg.quiet)
+    train_set, eval_set = tokenized_phase(cfg, "rm", tokenizer, spec)
     if len(train_set) == 0:
         raise PrefdataError("rm_train has no usable pairs (all dropped, or no row has chosen and rejected)", file=cfg.data)
 

@@ -22,10 +22,9 @@ from typing import Any
 import click
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import lora, models, preference
-from trainers.components.tokens import TokenizeSpec, tokenized
+from trainers.components.tokens import TokenizeSpec, tokenized_phase
 from trainers.recipes.dpo import cached_reference
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import zero_stage_of
@@ -96,9 +95,7 @@ def _train_kto(cfg: KTOConfig, rank: int, world: int, work: Path) -> dict[str, A
     distributed.set_seed(cfg.seed)
     tokenizer = models.load_tokenizer(cfg.tokenizer, cfg.model)
     spec = TokenizeSpec("kto", cfg.template, cfg.max_seq_len, truncation=cfg.truncate)
-    train_split, eval_split = phase_splits("rm")
-    train_set = tokenized(cfg.data, train_split, tokenizer, spec, cfg.cache_dir, quiet=cfg.quiet)
-    eval_set = tokenized(cfg.data, eval_split, tokenizer, spec, cfg.cache_dir, quiet=cfg.quiet)
+    train_set, eval_set = tokenized_phase(cfg, "rm", tokenizer, spec)
     if len(train_set) < 2:
         raise PrefdataError("rm_train has fewer than 2 usable labelled replies (unpaired rows or pairs)", file=cfg.data)
 

@@ -19,12 +19,11 @@ from typing import Any
 import click
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.phases import phase_splits
 from prefdata.pipeline.progress import progress
 from trainers.components import lora, models
 from trainers.components.collate import IGNORE_INDEX, collate_sft
 from trainers.components.packing import check_packing_support, collate_packed_sft, model_inputs
-from trainers.components.tokens import TokenizeSpec, tokenized
+from trainers.components.tokens import TokenizeSpec, tokenized_phase
 from trainers.runtime import checkpoints, distributed
 from trainers.runtime.ds_config import zero_stage_of
 from trainers.runtime.engine import engine_and_loaders, to_device
@@ -72,9 +71,7 @@ def _train_sft(cfg: SFTConfig, rank: int, world: int, work: Path) -> dict[str, A
     distributed.set_seed(cfg.seed)
     tokenizer = models.load_tokenizer(cfg.tokenizer, cfg.model)
     spec = TokenizeSpec("sft", cfg.template, cfg.max_seq_len, truncation=cfg.truncate, train_on_prompt=cfg.train_on_prompt)
-    train_split, eval_split = phase_splits("sft")
-    train_set = tokenized(cfg.data, train_split, tokenizer, spec, cfg.cache_dir, quiet=cfg.quiet)
-    eval_set = tokenized(cfg.data, eval_split, tokenizer, spec, cfg.cache_dir, quiet=cfg.quiet)
+    train_set, eval_set = tokenized_phase(cfg, "sft", tokenizer, spec)
     if len(train_set) == 0:
         raise PrefdataError("sft_train has no usable rows (all dropped or none with a chosen reply)", file=cfg.data)
 
