@@ -2,7 +2,9 @@
 
 The fake OpenAI-compatible server (tests/fake_openai_server.py) runs in its own process so its CPU time is not
 counted; the engine (real `openai.AsyncOpenAI` client, SQLite cache writes, accounting) runs here and its CPU time
-per request is reported. Concurrency 1 is measured on fewer requests (2,000 at 100 ms would take 200 s).
+per request is reported. Concurrency 1 is measured on fewer requests (2,000 at 100 ms would take 200 s). Baselines
+in the same run: a bare asyncio client (the machine's ceiling) and the engine on the openai client's default HTTP
+client (httpx2's pool) instead of its aiohttp one.
 
 ``--pacing`` measures the rate limiters instead: the engine's own pacer and the library candidate `aiolimiter`
 (its leaky bucket put behind the same interface), each under an ``--rpm`` and a ``--tpm`` limit, at 64 in flight,
@@ -61,6 +63,23 @@ async def measure(base_url: str, concurrency: int, requests: int, cache: Path, *
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         assert done == requests and engine.accounting.requests == requests + concurrency
     return requests / wall, cpu / requests
+
+
+def httpx2_client(timeout: float, ssl_context):
+    """The openai client's default HTTP client (httpx2's own pool): the baseline of the engine's aiohttp client."""
+    import openai
+
+    return openai.DefaultAsyncHttpxClient(timeout=timeout, verify=ssl_context)
+
+
+async def measure_with(client_factory, *args, **kwargs) -> tuple[float, float]:
+    """`measure` with ``client_factory`` under the engine's openai clients instead of its own choice."""
+    engine_choice = engine_module.http_client
+    engine_module.http_client = client_factory
+    try:
+        return await measure(*args, **kwargs)
+    finally:
+        engine_module.http_client = engine_choice
 
 
 async def measure_raw(base_url: str, concurrency: int, requests: int) -> float:
@@ -209,9 +228,12 @@ def main() -> None:
                 count = min(args.requests, args.serial_requests) if concurrency == 1 else args.requests
                 raw = asyncio.run(measure_raw(base_url, concurrency, count))
                 rate, cpu = asyncio.run(measure(base_url, concurrency, count, Path(tmp) / f"c{concurrency}.sqlite"))
+                base, base_cpu = asyncio.run(measure_with(httpx2_client, base_url, concurrency, count,
+                                                          Path(tmp) / f"h{concurrency}.sqlite"))
                 ideal = concurrency / args.latency
-                rows.append((concurrency, count, rate, ideal, raw, cpu * 1000))
-                print(f"concurrency {concurrency}: {rate:.1f} req/s (raw client {raw:.1f})", file=sys.stderr)
+                rows.append((concurrency, count, rate, ideal, raw, cpu * 1000, base, base_cpu * 1000))
+                print(f"concurrency {concurrency}: {rate:.1f} req/s (raw client {raw:.1f}, httpx2 {base:.1f})",
+                      file=sys.stderr)
     finally:
         server.kill()
         server.wait()
@@ -219,11 +241,12 @@ def main() -> None:
     print(f"\nLLM engine throughput, server latency {args.latency * 1000:.0f} ms (server in its own process); "
           f"{os.cpu_count()} CPUs, load average after the run {load}\n")
     print("| concurrency | requests | engine req/s | ideal req/s | engine % of ideal | bare asyncio client req/s "
-          "| engine % of bare | engine CPU ms/request |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for concurrency, count, rate, ideal, raw, cpu_ms in rows:
+          "| engine % of bare | engine CPU ms/request | baseline: engine on httpx2 req/s (% of ideal) "
+          "| baseline CPU ms/request |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for concurrency, count, rate, ideal, raw, cpu_ms, base, base_cpu_ms in rows:
         print(f"| {concurrency} | {count:,} | {rate:,.1f} | {ideal:,.0f} | {rate / ideal:.0%} | {raw:,.1f} "
-              f"| {rate / raw:.0%} | {cpu_ms:.2f} |")
+              f"| {rate / raw:.0%} | {cpu_ms:.2f} | {base:,.1f} ({base / ideal:.0%}) | {base_cpu_ms:.2f} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable
 
 import pytest
@@ -80,6 +81,26 @@ def test_a_hung_request_times_out_and_is_retried(server, tmp_path):
     assert hung["t_reply"] is None  # the client gave up on it: it has still not been answered
     assert retry["status"] == 200 and retry["attempt"] == 1 and engine.accounting.retries == 1
     assert retry["t_start"] - hung["t_start"] >= 0.3  # on the server's clock: not before --timeout
+
+
+def test_a_hung_request_is_reported_as_a_timeout(server, tmp_path):
+    server.script = [{"hang": 60}] * 3
+    cfg = engine_config(server, tmp_path, concurrency=1, timeout=0.3, max_retries=1)
+    with pytest.raises(RequestFailed, match=r"last: no reply within --timeout 0.3s"):
+        run_all(cfg, numbered_requests(cfg, 1))
+
+
+def test_a_refused_connection_is_reported_as_one_not_as_a_timeout(tmp_path):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = LLMConfig(model="m", base_url=f"http://127.0.0.1:{port}/v1", cache=str(tmp_path / "c.sqlite"),
+                    max_retries=1, timeout=30)
+    with pytest.raises(RequestFailed) as failed:
+        run_all(cfg, numbered_requests(cfg, 1))
+    message = str(failed.value)
+    assert f"127.0.0.1:{port}" in message and "last: connection error: " in message and "timeout" not in message
+    assert "\n" not in message
 
 
 def test_retries_are_bounded_and_the_error_is_one_clear_line(server, tmp_path):

@@ -210,9 +210,8 @@ class Engine:
 
     async def __aenter__(self) -> Engine:
         # The cap on requests in flight is a queue of client slots, which also bounds each client's connection pool.
-        # Connections are spread over several clients of at most CONNECTIONS_PER_CLIENT each: the pool scans every
-        # connection it holds (a syscall per idle one) for each request, which at 64+ connections in one pool costs
-        # more CPU than everything else together.
+        # Connections are spread over several clients of at most CONNECTIONS_PER_CLIENT each: httpx2's pool (the
+        # benchmark's baseline) scans every connection it holds per request; aiohttp's pool measures the same either way.
         self._slots = asyncio.Queue()
         clients = -(-self.config.concurrency // CONNECTIONS_PER_CLIENT)
         for slot in range(self.config.concurrency):
@@ -230,28 +229,28 @@ class Engine:
     def _make_client(self, ssl_context: ssl.SSLContext):
         import openai
 
-        http_client = openai.DefaultAsyncHttpxClient(timeout=self.config.timeout, verify=ssl_context)
         return openai.AsyncOpenAI(
             api_key=os.environ.get(API_KEY_ENV) or "no-key-set",  # local servers (vLLM, Ollama) need none
             base_url=self.config.resolved_base_url(),
             timeout=self.config.timeout,
             max_retries=0,  # retried in `_send`, where every attempt is paced and a stop is seen
-            http_client=http_client,
+            http_client=http_client(self.config.timeout, ssl_context),
         )
 
     def key(self, request: ChatRequest) -> str:
         return request_key(self.config.model, request.message_dicts(), request.params(), request.nonce)
 
-    def lookup(self, request: ChatRequest) -> ChatResult | None:
+    def lookup(self, request: ChatRequest, key: str | None = None) -> ChatResult | None:
         """The cached result of ``request``, if any (no request is sent)."""
-        value = self.cache.get(self.key(request))
+        value = self.cache.get(key or self.key(request))
         if value is None:
             return None
         return ChatResult(value["text"], value.get("finish_reason"), value["tokens_in"], value["tokens_out"], True)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """The reply to ``request``: from the cache, or from the server (then cached at once)."""
-        cached = self.lookup(request)
+        key = self.key(request)
+        cached = self.lookup(request, key)
         if cached is not None:
             self.accounting.cached += 1
             return cached
@@ -273,7 +272,7 @@ class Engine:
             self._slots.put_nowait(client)
         if self._tpm:
             self._tpm.settle(tokens, result.tokens_in + result.tokens_out)
-        self.cache.put(self.key(request), self.config.model, {
+        self.cache.put(key, self.config.model, {
             "text": result.text, "finish_reason": result.finish_reason,
             "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
         })
@@ -341,8 +340,9 @@ class Engine:
             hint = " (check OPENAI_API_KEY)" if status in (401, 403) else ""
             hint = hint or (f" (is {self.config.model!r} served there?)" if status == 404 else "")
             problem = f"HTTP {status}{hint}: {_short(e)}"
-        except openai.APITimeoutError:
-            problem = f"no reply within --timeout {self.config.timeout:g}s"
+        except openai.APITimeoutError as e:
+            refused = _connection_failure(e)
+            problem = f"connection error: {refused}" if refused else f"no reply within --timeout {self.config.timeout:g}s"
         except openai.APIConnectionError as e:
             problem = f"connection error: {_short(e)}"
         except (Malformed, ValueError, openai.APIResponseValidationError) as e:
@@ -366,7 +366,7 @@ class Engine:
         attempt = 0
         while True:
             try:
-                reply = await client.post("/chat/completions", cast_to=dict, body=body,
+                reply = await client.post("/chat/completions", cast_to=object, body=body,
                                           options={"headers": {RETRY_COUNT_HEADER: str(attempt)}})
                 return _parse_reply(reply, request)
             except Exception as e:
@@ -383,6 +383,17 @@ class Engine:
         """What goes into the manifest: never the full URL, never the key."""
         return {"model": redact(self.config.model), "base_url_host": self.config.base_url_host(),
                 **self.accounting.summary()}
+
+
+def http_client(timeout: float, ssl_context: ssl.SSLContext):
+    """The HTTP client under each `openai.AsyncOpenAI`: aiohttp, openai's documented option for concurrency.
+
+    At 64 in flight the client's CPU per request is what caps throughput; with the client's default (httpx2's own
+    pool) it is ~40 % higher: bench/llm_throughput.py measures both in one run.
+    """
+    import openai
+
+    return openai.DefaultAioHttpClient(timeout=timeout, verify=ssl_context)
 
 
 def _parse_reply(reply: Any, request: ChatRequest) -> ChatResult:
@@ -402,6 +413,20 @@ def _parse_reply(reply: Any, request: ChatRequest) -> ChatResult:
         tokens_in = estimate_tokens(request.message_dicts())
         tokens_out = -(-len(text) // 4)
     return ChatResult(text, finish_reason if isinstance(finish_reason, str) else None, tokens_in, tokens_out)
+
+
+def _connection_failure(error: BaseException) -> str | None:
+    """The refused or reset connection behind a timeout error, if that is what it was.
+
+    The aiohttp transport reports every connection failure as a connect *timeout*; the `OSError` it chains says
+    what really happened (e.g. nothing listens on the port), which is the message the user needs.
+    """
+    cause = error.__cause__ or error.__context__
+    while cause is not None:
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            return _short(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _is_count(value: object) -> bool:
