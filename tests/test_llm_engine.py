@@ -245,3 +245,14 @@ def test_the_fake_server_also_speaks_the_completions_endpoint(server):
     reply = asyncio.run(main())
     assert reply.choices[0].text == "echo: Once upon a time" and reply.usage.prompt_tokens == 4
     assert server.requests[0]["path"] == "/v1/completions"
+
+
+def test_requests_go_through_the_proxy_the_environment_names(server, tmp_path, monkeypatch):
+    """HTTP(S)_PROXY is honoured under the aiohttp client as under the openai client's default one."""
+    monkeypatch.setenv("HTTP_PROXY", server.url.split("/v1")[0])
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    cfg = LLMConfig(model="m", base_url="http://llm.invalid/v1", cache=str(tmp_path / "c.sqlite"), max_retries=0)
+    with pytest.raises(RequestFailed, match="HTTP 404"):  # the fake server is no proxy: it answers the URL with 404
+        run_all(cfg, numbered_requests(cfg, 1))
+    assert [r["path"] for r in server.requests] == ["http://llm.invalid/v1/chat/completions"]
