@@ -1,0 +1,46 @@
+"""Tests that kill mutants of `prefdata/formats/dschat.py` the suite let survive (issue #15): trailing white space
+after the final ``Assistant:``, a leading space before a blank-line (HH style) rendering, ``Human:`` inside a sentence,
+the new lines a single-space rendering keeps, each refusal (reason, field, message) and the leftover keys (``meta``).
+Prompts are written here; expected turns follow from them by hand.
+
+Equivalent survivor (one line each):
+- ``"\\n\\n" + body.lstrip("\\n")`` -> ``body.rstrip("\\n")``: extra leading new lines only reach the text before the
+  first marker, which is stripped, and trailing ones only the last turn, which is stripped too.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_mutants_formats_common import refusal
+
+from prefdata.formats.dschat import looks_rendered, parse, parse_rendered_prompt
+
+
+def test_trailing_white_space_after_the_final_assistant_marker_is_ignored():
+    assert looks_rendered("Human: Hi Assistant:  \n")
+    assert parse_rendered_prompt("Human: Hi Assistant:  \n") == [{"role": "user", "content": "Hi"}]
+
+
+@pytest.mark.parametrize("prompt", ["\n\nHuman: I said Human: hello\n\nAssistant:",
+                                    " \n\nHuman: I said Human: hello\n\nAssistant:"])
+def test_blank_line_rendering_keeps_a_marker_inside_a_sentence_as_text(prompt):
+    assert parse_rendered_prompt(prompt) == [{"role": "user", "content": "I said Human: hello"}]
+
+
+def test_single_space_rendering_strips_only_spaces_from_earlier_turns():
+    assert parse_rendered_prompt("Human: Hi\nAssistant: Hello\nHuman: Bye Assistant:") == [
+        {"role": "user", "content": "Hi\n"}, {"role": "assistant", "content": "Hello\n"},
+        {"role": "user", "content": "Bye"}]
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ("Human: Hi", "the rendered prompt does not end with 'Assistant:'"),
+    ("Human: Hi Assistant: Hello Assistant:", "the rendered prompt does not end with a 'Human:' turn"),
+])
+def test_malformed_renderings_are_refused_with_the_field(prompt, message):
+    assert refusal(parse_rendered_prompt, prompt) == ("malformed_markers", "prompt", message)
+
+
+def test_parse_keeps_only_unread_keys_in_meta():
+    row = parse({"prompt": "Human: Hi Assistant:", "chosen": " Hello.", "rejected": " Go away.", "lang": "en"}, "src")
+    assert (row["chosen"], row["rejected"], row["meta"]) == ("Hello.", "Go away.", '{"lang":"en"}')
