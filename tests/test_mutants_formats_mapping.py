@@ -1,0 +1,71 @@
+"""Tests that kill mutants of `prefdata/formats/mapping.py` the suite let survive (issue #15): each refusal of a bad
+``--map`` (message and field), a mapped column missing from a record, a prompt column holding messages, the system
+column, both score columns, and the `Format` a mapping describes (name, description, number columns). Mappings and
+records are written here; expected values follow from them by hand.
+
+No survivor of the sampled run is equivalent.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_mutants_formats_common import refusal
+
+from prefdata.contract.errors import PrefdataError
+from prefdata.formats.mapping import check_mapping, mapping_format, parse_mapped
+
+ASKED = {"role": "user", "content": "Name a colour."}
+SYSTEM = {"role": "system", "content": "Be brief."}
+
+
+@pytest.mark.parametrize("mapping, message, field", [
+    ({"prompt": "q", "answer": "a"}, "unknown field 'answer' in the column mapping; fields: prompt, chosen, rejected, "
+                                     "chosen_score, rejected_score, system, group", "answer"),
+    ({"prompt": ""}, "needs a column name", "prompt"),
+    ({"chosen": "good"}, "the column mapping must name the prompt column (--map prompt=COLUMN)", "prompt"),
+])
+def test_bad_mappings_are_refused_with_the_field(mapping, message, field):
+    with pytest.raises(PrefdataError) as error:
+        check_mapping(mapping, "preference")
+    assert (error.value.message, error.value.field) == (message, field)
+
+
+@pytest.mark.parametrize("record, refused", [
+    ({"q": "Name a colour.", "sys": None}, ("missing_field", "good", "mapped column is missing")),
+    ({"q": [5], "good": "Blue."}, ("schema_violation", "q[0]", "is a number, not a message object")),
+    ({"q": "Name a colour.", "sys": None, "good": 5}, ("schema_violation", "good", "is a number, not a string or message")),
+    ({"q": "Name a colour.", "good": "Blue.", "sys": 5}, ("schema_violation", "sys", "is a number, not a string")),
+])
+def test_record_refusals_name_the_mapped_column(record, refused):
+    assert refusal(parse_mapped, {"prompt": "q", "chosen": "good", "system": "sys"}, record, "src") == refused
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("Name a colour.", [SYSTEM, ASKED]),
+    ([ASKED], [SYSTEM, ASKED]),
+    ([{"role": "system", "content": "Be terse."}, ASKED], [{"role": "system", "content": "Be terse."}, ASKED]),
+])
+def test_the_system_column_opens_the_prompt_unless_it_has_a_system_message(prompt, expected):
+    row = parse_mapped({"prompt": "q", "system": "sys"}, {"q": prompt, "sys": "Be brief."}, "src")
+    assert row["prompt"] == expected
+
+
+def test_both_score_columns_are_read_and_unmapped_columns_kept():
+    mapping = {"prompt": "q", "chosen": "good", "rejected": "bad", "chosen_score": "gs", "rejected_score": "bs"}
+    record = {"q": "Name a colour.", "good": "Blue.", "bad": "Seven.", "gs": 0.75, "bs": 0.25, "lang": "en"}
+    row = parse_mapped(mapping, record, "src")
+    assert (row["chosen_score"], row["rejected_score"], row["meta"]) == (0.75, 0.25, '{"lang":"en"}')
+
+
+def test_without_score_columns_a_pair_has_no_scores():
+    row = parse_mapped({"prompt": "q", "chosen": "good", "rejected": "bad"},
+                       {"q": "Name a colour.", "good": "Blue.", "bad": "Seven."}, "src")
+    assert (row["prompt"], row["chosen"], row["rejected"]) == ([ASKED], "Blue.", "Seven.")
+    assert (row["chosen_score"], row["rejected_score"]) == (None, None)
+
+
+def test_the_format_a_mapping_describes():
+    fmt = mapping_format({"prompt": "q", "chosen_score": "gs", "rejected_score": "bs"}, "preference")
+    assert (fmt.name, fmt.row_schema, fmt.signature) == ("mapping", "preference", frozenset({"q", "gs", "bs"}))
+    assert fmt.description == "explicit column mapping: prompt=q, chosen_score=gs, rejected_score=bs"
+    assert fmt.number_fields == frozenset({"gs", "bs"})
