@@ -3,7 +3,11 @@
 id and name, an empty call list, and where a conversation splits into prompt and reply. Records are written here;
 expected values follow from them by hand.
 
-No survivor of the sampled run is equivalent.
+Equivalent survivors (of a run over every mutant, not only the sample of 80; one line each):
+- `Format.cells_from_text` returning ``{**record, **converted}`` also when nothing converted: an equal copy, and no
+  parser mutates or compares its record by identity.
+- `split_conversation` with ``default=-2`` for "no user turn": any negative default takes the same ``last_user < 0``
+  branch.
 """
 
 from __future__ import annotations
@@ -33,9 +37,33 @@ def test_bool_from_text_reads_true_and_false_in_any_case(cell, value):
     assert common.bool_from_text(cell) is value
 
 
-def test_json_text_too_deep_names_the_field():
-    deep = "[" * 101 + "]" * 101
-    assert refusal(common.maybe_json, deep, "meta") == ("too_deep", "meta", "JSON text nested deeper than 100 levels")
+DEEP = "[" * 101 + "]" * 101  # one level deeper than prefdata.contract.nesting.MAX_DEPTH
+
+
+@pytest.mark.parametrize("parse", [common.maybe_json, common.tool_calls, common.function_calls, common.messages,
+                                   common.reply])
+def test_json_text_too_deep_names_the_field(parse):
+    assert refusal(parse, DEEP, "meta") == ("too_deep", "meta", "JSON text nested deeper than 100 levels")
+
+
+def test_json_text_may_start_with_white_space():
+    assert common.maybe_json(' [{"a": 1}]') == [{"a": 1}]
+
+
+@pytest.mark.parametrize("value, listy", [(" " + DEEP, True), ("{" * 101 + "}" * 101, False)])
+def test_text_too_deep_to_decode_is_listy_when_it_opens_a_list(value, listy):
+    assert common.is_listy(value) is listy
+
+
+@pytest.mark.parametrize("record, message", [({}, "required key is missing"),
+                                             ({"k": None}, "required value is empty (null)")])
+def test_require_refusals(record, message):
+    assert refusal(common.require, record, "k") == ("missing_field", "k", message)
+
+
+def test_a_role_that_is_not_a_string_is_a_bad_role():
+    assert refusal(common.role_of, 5, "m.role") == (
+        "bad_role", "m.role", "role 5 is not user/human, assistant/gpt, system, tool/observation or function_call")
 
 
 def test_optional_text_names_the_field_of_a_non_string():
@@ -73,6 +101,14 @@ def test_function_calls_refusal_names_the_field(value):
     ({"text": "hi"}, ("schema_violation", "prompt[0]", "a message needs role/content or from/value")),
     ({"role": "user"}, ("missing_field", "prompt[0].content", "required key is missing")),
     ({"role": "user", "content": 5}, ("schema_violation", "prompt[0].content", "is a number, not a string")),
+    ({"from": "human"}, ("missing_field", "prompt[0].value", "required key is missing")),
+    ({"role": "user", "tool_calls": [{"id": "c1"}]}, ("missing_field", "prompt[0].content", "required key is missing")),
+    ({"role": "assistant", "content": None}, ("missing_field", "prompt[0].content", "required key is missing")),
+    ({"role": "assistant", "content": "", "function_call": "lookup"},
+     ("bad_tool_call", "prompt[0].function_call",
+      "is not a function call {name, arguments} (or a list of them) as JSON")),
+    ({"role": "tool", "content": "12C", "tool_call_id": 5},
+     ("schema_violation", "prompt[0].tool_call_id", "is a number, not a string")),
 ])
 def test_message_refusals(value, refused):
     assert refusal(common.message, value, "prompt[0]") == refused
@@ -100,6 +136,8 @@ def test_tool_result_keeps_its_call_id_and_name_and_other_roles_do_not():
 def test_messages_and_reply_refusals_name_the_field():
     assert refusal(common.messages, "hi", "prompt") == ("schema_violation", "prompt", "is a string, not a list of messages")
     assert refusal(common.reply, 5, "chosen") == ("schema_violation", "chosen", "is a number, not a string or message")
+    assert refusal(common.reply, {"from": "gpt"}, "chosen") == ("missing_field", "chosen.value", "required key is missing")
+    assert refusal(common.reply, [5], "chosen") == ("schema_violation", "chosen[0]", "is a number, not a message object")
 
 
 @pytest.mark.parametrize("key", ["label", "kto_tag"])
@@ -110,10 +148,22 @@ def test_a_label_that_is_not_a_boolean_is_refused(key):
 USER = {"role": "user", "content": "Weather in Oslo?"}
 CALLING = {"role": "assistant", "content": "", "tool_calls": CALL_AS_TOOL_CALLS}
 RESULT = {"role": "tool", "content": "12C", "tool_call_id": "c1"}
+SUNNY = {"role": "assistant", "content": "It is 12C."}
 
 
 def test_a_conversation_ending_with_a_tool_result_has_no_reply():
     conversation = [USER, CALLING, RESULT]
+    assert common.split_conversation(conversation) == (conversation, None)
+
+
+@pytest.mark.parametrize("ending", [("assistant",), ("tool",), ("user",)])
+def test_a_conversation_ending_with_its_last_user_turn_has_no_reply(ending):
+    conversation = [{"role": "system", "content": "Be brief."}, USER]
+    assert common.split_conversation(conversation, ending) == (conversation, None)
+
+
+def test_a_conversation_without_a_user_turn_has_no_reply():
+    conversation = [{"role": "system", "content": "Be brief."}, SUNNY, SUNNY]
     assert common.split_conversation(conversation) == (conversation, None)
 
 
@@ -124,9 +174,10 @@ def test_pair_row_starts_both_replies_with_the_shared_tool_call():
     assert row["rejected_turns"] == [CALLING, RESULT, {"role": "assistant", "content": "No idea."}]
 
 
-@pytest.mark.parametrize("verdict, chosen, rejected", [(True, "Hello.", None), (False, None, "Hello.")])
+@pytest.mark.parametrize("verdict, chosen, rejected", [(True, "Hello.", None), (False, None, "Hello."),
+                                                       (None, "Hello.", None)])
 def test_conversation_row_with_a_label_is_unpaired(verdict, chosen, rejected):
-    record = {"label": verdict, "lang": "en"}
+    record = {"lang": "en"} if verdict is None else {"label": verdict, "lang": "en"}
     row = common.conversation_row([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}],
                                   record, "src", {"messages"})
     assert (row["source"], row["chosen"], row["rejected"], row["label"]) == ("src", chosen, rejected, verdict)

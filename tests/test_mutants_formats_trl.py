@@ -9,14 +9,10 @@ No survivor of the sampled run is equivalent.
 from __future__ import annotations
 
 import pytest
-from test_mutants_formats_common import CALL_AS_TOOL_CALLS, refusal
+from test_mutants_formats_common import CALLING, RESULT, SUNNY, USER, refusal
 
 from prefdata.formats import trl
 
-USER = {"role": "user", "content": "Weather in Oslo?"}
-CALLING = {"role": "assistant", "content": "", "tool_calls": CALL_AS_TOOL_CALLS}
-RESULT = {"role": "tool", "content": "12C", "tool_call_id": "c1"}
-SUNNY = {"role": "assistant", "content": "It is 12C."}
 UNSURE = {"role": "assistant", "content": "No idea."}
 
 
