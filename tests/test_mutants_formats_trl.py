@@ -18,7 +18,9 @@ UNSURE = {"role": "assistant", "content": "No idea."}
 
 @pytest.mark.parametrize("changes, refused", [
     ({"prompt": 5}, ("schema_violation", "prompt", "is a number, not a list of messages")),
+    ({"prompt": [5]}, ("schema_violation", "prompt[0]", "is a number, not a message object")),
     ({"chosen": 5}, ("schema_violation", "chosen", "is a number, not a string or message")),
+    ({"rejected": 5}, ("schema_violation", "rejected", "is a number, not a string or message")),
 ])
 def test_explicit_refusals_name_the_field(changes, refused):
     record = {"prompt": "Hi", "chosen": "Hello.", "rejected": "Go away.", **changes}
@@ -29,21 +31,22 @@ def test_explicit_keeps_both_scores_and_the_other_keys():
     record = {"prompt": "Hi", "chosen": "Hello.", "rejected": "Go away.", "chosen_score": 2.0, "rejected_score": 0.5,
               "lang": "en"}
     row = trl.parse_explicit(record, "src")
-    assert (row["chosen_score"], row["rejected_score"], row["meta"]) == (2.0, 0.5, '{"lang":"en"}')
+    assert (row["source"], row["chosen_score"], row["rejected_score"], row["meta"]) == ("src", 2.0, 0.5, '{"lang":"en"}')
 
 
 def test_standard_implicit_keeps_only_unread_keys_in_meta():
     record = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello.", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away.",
               "chosen_score": 2.0, "rejected_score": 0.5, "lang": "en"}
     row = trl.parse_standard_implicit(record, "src")
-    assert (row["chosen"], row["rejected"], row["meta"]) == ("Hello.", "Go away.", '{"lang":"en"}')
+    assert (row["source"], row["chosen"], row["rejected"], row["meta"]) == ("src", "Hello.", "Go away.", '{"lang":"en"}')
+    assert (row["chosen_score"], row["rejected_score"]) == (2.0, 0.5)
 
 
 def test_conversational_implicit_keeps_scores_and_unread_keys():
     record = {"chosen": [USER, SUNNY], "rejected": [USER, UNSURE], "chosen_score": 2.0, "rejected_score": 0.5,
               "lang": "en"}
     row = trl.parse_conversational_implicit(record, "src")
-    assert (row["prompt"], row["chosen"], row["rejected"]) == ([USER], "It is 12C.", "No idea.")
+    assert (row["source"], row["prompt"], row["chosen"], row["rejected"]) == ("src", [USER], "It is 12C.", "No idea.")
     assert (row["chosen_score"], row["rejected_score"], row["meta"]) == (2.0, 0.5, '{"lang":"en"}')
 
 
@@ -58,6 +61,18 @@ def test_conversational_implicit_replies_of_different_lengths():
     row = trl.parse_conversational_implicit({"chosen": [USER, SUNNY], "rejected": [USER, CALLING, RESULT, UNSURE]},
                                             "src")
     assert (row["prompt"], row["chosen"], row["rejected_turns"]) == ([USER], "It is 12C.", [CALLING, RESULT, UNSURE])
+
+
+@pytest.mark.parametrize("side", ["chosen", "rejected"])
+def test_conversational_implicit_sides_must_be_lists_of_messages(side):
+    record = {"chosen": [USER, SUNNY], "rejected": [USER, UNSURE], side: "Hello."}
+    assert refusal(trl.parse_conversational_implicit, record, "src") == (
+        "schema_violation", side, "is a string, not a list of messages")
+
+
+def test_prompt_completion_refusal_names_the_completion():
+    assert refusal(trl.parse_prompt_completion, {"prompt": "Hi", "completion": 5}, "src") == (
+        "schema_violation", "completion", "is a number, not a string or message")
 
 
 @pytest.mark.parametrize("chosen, rejected, refused", [
