@@ -28,7 +28,8 @@ def test_ranking_row_keeps_only_unread_keys_in_meta():
               "rejected": "Go away.", "tools": "[]"}
     row = parse_sharegpt(record, "src")
     assert row["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
-    assert (row["chosen"], row["rejected"], row["meta"]) == ("Hello.", "Go away.", '{"tools":"[]"}')
+    assert (row["source"], row["chosen"], row["rejected"], row["meta"]) == ("src", "Hello.", "Go away.",
+                                                                            '{"tools":"[]"}')
 
 
 @pytest.mark.parametrize("sides, refused", [
@@ -47,4 +48,4 @@ def test_an_empty_last_gpt_turn_makes_a_prompt():
     row = parse_sharegpt(record, "src")
     assert row["prompt"] == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
                              {"role": "user", "content": "Bye"}]
-    assert (row["chosen"], row["rejected"], row["chosen_turns"]) == (None, None, None)
+    assert (row["source"], row["chosen"], row["rejected"], row["chosen_turns"]) == ("src", None, None, None)
