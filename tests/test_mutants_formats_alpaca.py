@@ -38,3 +38,11 @@ def test_preference_row_keeps_the_source_and_only_unread_keys_in_meta():
     assert row["prompt"] == [{"role": "system", "content": "Be brief."},
                              {"role": "user", "content": "Name a colour.\n\nSky"}]
     assert (row["source"], row["chosen"], row["rejected"], row["meta"]) == ("src", "Blue.", "Seven.", '{"lang":"en"}')
+
+
+def test_demonstration_keeps_the_source_and_only_unread_keys_in_meta():
+    row = parse_alpaca({"instruction": "Name a colour.", "output": "Blue.", "history": [["Hi", "Hello."]],
+                        "lang": "en"}, "src")
+    assert row["prompt"] == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+                             {"role": "user", "content": "Name a colour."}]
+    assert (row["source"], row["chosen"], row["rejected"], row["meta"]) == ("src", "Blue.", None, '{"lang":"en"}')
