@@ -31,6 +31,33 @@ def test_single_space_rendering_strips_only_spaces_from_earlier_turns():
     assert parse_rendered_prompt("Human: Hi\nAssistant: Hello\nHuman: Bye Assistant:") == [
         {"role": "user", "content": "Hi\n"}, {"role": "assistant", "content": "Hello\n"},
         {"role": "user", "content": "Bye"}]
+    assert parse_rendered_prompt("Human: Press X  Assistant: Done  Human: Bye Assistant:") == [
+        {"role": "user", "content": "Press X"}, {"role": "assistant", "content": "Done"},
+        {"role": "user", "content": "Bye"}]
+
+
+def test_blank_line_rendering_keeps_earlier_turns_verbatim():
+    assert parse_rendered_prompt("\n\nHuman: Hi \n\nAssistant: Hello \n\nHuman: Bye\n\nAssistant:") == [
+        {"role": "user", "content": "Hi "}, {"role": "assistant", "content": "Hello "},
+        {"role": "user", "content": "Bye"}]
+
+
+def test_text_before_the_first_turn_is_the_system_message_verbatim():
+    assert parse_rendered_prompt("Xavier is brief.\n\nHuman: Hi\n\nAssistant:") == [
+        {"role": "system", "content": "Xavier is brief."}, {"role": "user", "content": "Hi"}]
+
+
+def test_white_space_before_the_first_blank_line_turn_is_not_a_system_message():
+    """A bug the mutants showed: only new lines were stripped before the first turn, so a tab or a carriage return
+    there hid the first ``Human:`` marker, and that whole turn became a system message."""
+    assert parse_rendered_prompt("\t\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Bye\n\nAssistant:") == [
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Bye"}]
+
+
+@pytest.mark.parametrize("prompt", ["Assistant: Hello Human: Hi Assistant:", "Hi there. Assistant:"])
+def test_a_rendering_must_open_with_a_human_turn(prompt):
+    assert not looks_rendered(prompt)
 
 
 @pytest.mark.parametrize("prompt, message", [
@@ -43,4 +70,4 @@ def test_malformed_renderings_are_refused_with_the_field(prompt, message):
 
 def test_parse_keeps_only_unread_keys_in_meta():
     row = parse({"prompt": "Human: Hi Assistant:", "chosen": " Hello.", "rejected": " Go away.", "lang": "en"}, "src")
-    assert (row["chosen"], row["rejected"], row["meta"]) == ("Hello.", "Go away.", '{"lang":"en"}')
+    assert (row["source"], row["chosen"], row["rejected"], row["meta"]) == ("src", "Hello.", "Go away.", '{"lang":"en"}')
