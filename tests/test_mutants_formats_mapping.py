@@ -32,6 +32,7 @@ def test_bad_mappings_are_refused_with_the_field(mapping, message, field):
 
 @pytest.mark.parametrize("record, refused", [
     ({"q": "Name a colour.", "sys": None}, ("missing_field", "good", "mapped column is missing")),
+    ({"q": 5, "sys": None}, ("schema_violation", "q", "is a number, not a string")),
     ({"q": [5], "good": "Blue."}, ("schema_violation", "q[0]", "is a number, not a message object")),
     ({"q": "Name a colour.", "sys": None, "good": 5}, ("schema_violation", "good", "is a number, not a string or message")),
     ({"q": "Name a colour.", "good": "Blue.", "sys": 5}, ("schema_violation", "sys", "is a number, not a string")),
@@ -54,7 +55,28 @@ def test_both_score_columns_are_read_and_unmapped_columns_kept():
     mapping = {"prompt": "q", "chosen": "good", "rejected": "bad", "chosen_score": "gs", "rejected_score": "bs"}
     record = {"q": "Name a colour.", "good": "Blue.", "bad": "Seven.", "gs": 0.75, "bs": 0.25, "lang": "en"}
     row = parse_mapped(mapping, record, "src")
-    assert (row["chosen_score"], row["rejected_score"], row["meta"]) == (0.75, 0.25, '{"lang":"en"}')
+    assert (row["source"], row["chosen_score"], row["rejected_score"], row["meta"]) == ("src", 0.75, 0.25,
+                                                                                       '{"lang":"en"}')
+
+
+def test_the_rejected_column_is_named_when_refused():
+    mapping = {"prompt": "q", "chosen": "good", "rejected": "bad"}
+    assert refusal(parse_mapped, mapping, {"q": "Name a colour.", "good": "Blue.", "bad": 5}, "src") == (
+        "schema_violation", "bad", "is a number, not a string or message")
+
+
+def test_the_group_column_is_read_as_text_and_a_null_one_leaves_the_default_group():
+    asked = {"q": "Name a colour.", "good": "Blue."}
+    unmapped = parse_mapped({"prompt": "q", "chosen": "good"}, asked, "src")
+    null_group = parse_mapped({"prompt": "q", "chosen": "good", "group": "g"}, {**asked, "g": None}, "src")
+    numbered = parse_mapped({"prompt": "q", "chosen": "good", "group": "g"}, {**asked, "g": 7}, "src")
+    assert (null_group["group"], numbered["group"]) == (unmapped["group"], "7")
+    assert unmapped["group"] != "None"
+
+
+def test_an_unsup_mapping_reads_its_text_column():
+    row = mapping_format({"text": "body"}, "unsup").parse({"body": "Some text.", "lang": "en"}, "src")
+    assert (row["source"], row["text"], row["meta"]) == ("src", "Some text.", '{"lang":"en"}')
 
 
 def test_without_score_columns_a_pair_has_no_scores():
