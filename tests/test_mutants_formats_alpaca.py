@@ -2,7 +2,7 @@
 ``history`` (reason, field, message), the field a bad reply names, and the source and leftover keys (``meta``) of a
 preference row. Records are written here; expected values follow from them by hand.
 
-No survivor of the sampled run is equivalent.
+No survivor is equivalent, of the sampled run (80 mutants) or of a run over every mutant.
 """
 
 from __future__ import annotations

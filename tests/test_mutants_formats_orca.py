@@ -3,7 +3,7 @@ its parser directly (test_formats_v2 imports an Orca CSV): the system message (a
 each refusal names, and the source and leftover keys (``meta``). Records are written here; expected values follow from
 them by hand.
 
-No survivor of the sampled run is equivalent.
+No survivor is equivalent, of the sampled run (80 mutants) or of a run over every mutant.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 the field each refusal names, and LLaMA-Factory's empty last gpt turn (a prompt). Records are written here; expected
 values follow from them by hand.
 
-No survivor of the sampled run is equivalent.
+No survivor is equivalent, of the sampled run (80 mutants) or of a run over every mutant.
 """
 
 from __future__ import annotations

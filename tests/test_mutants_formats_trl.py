@@ -3,7 +3,7 @@ names, the scores and leftover keys (``meta``) each TRL shape keeps, and where a
 when the replies share a tool call or differ in length. Records are written here; expected values follow from them by
 hand.
 
-No survivor of the sampled run is equivalent.
+No survivor is equivalent, of the sampled run (80 mutants) or of a run over every mutant.
 """
 
 from __future__ import annotations
