@@ -34,6 +34,14 @@ prefdata/contract/phases.py     tests/test_contract_phases.py tests/test_mutants
 prefdata/contract/*             tests/test_row.py tests/test_contract_units.py tests/test_render.py tests/test_formats.py
 prefdata/formats/hh.py          tests/test_hh.py tests/test_hh_fast_path.py tests/test_formats.py tests/test_mutants_hh.py
 prefdata/formats/shp.py         tests/test_shp.py tests/test_mutants_quarantine.py tests/test_mutants_shp.py
+prefdata/formats/common.py      tests/test_mutants_formats_common.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
+prefdata/formats/trl.py         tests/test_mutants_formats_trl.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
+prefdata/formats/sharegpt.py    tests/test_mutants_formats_sharegpt.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
+prefdata/formats/alpaca.py      tests/test_mutants_formats_alpaca.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
+prefdata/formats/dschat.py      tests/test_mutants_formats_dschat.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
+prefdata/formats/chatllama.py   tests/test_mutants_formats_chatllama.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
+prefdata/formats/orca.py        tests/test_mutants_formats_orca.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
+prefdata/formats/mapping.py     tests/test_mutants_formats_mapping.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
 prefdata/formats/*              tests/test_formats.py tests/test_contract_units.py
 prefdata/pipeline/dedup.py      tests/test_dedup.py tests/test_mutants_dedup.py tests/test_split.py
 prefdata/pipeline/records.py    tests/test_records.py tests/test_mutants_quarantine.py tests/test_bad_input.py tests/test_mutants_records.py

@@ -35,7 +35,8 @@ def parse_rendered_prompt(prompt: str, field: str = "prompt") -> list[Message]:
     body = body[: -len("Assistant:")].lstrip(" ")
     # Blank-line markers (HH style) when the text has them: then "Human:" inside a sentence is not a turn.
     blank_lines = "\n\nAssistant:" in body or body.startswith("\n\nHuman:")
-    marker, body = (_BLANK_LINE_MARKER, "\n\n" + body.lstrip("\n")) if blank_lines else (_ANY_MARKER, body.lstrip())
+    body = body.lstrip()  # white space before the first marker is not text; a tab there must not hide the marker
+    marker, body = (_BLANK_LINE_MARKER, "\n\n" + body) if blank_lines else (_ANY_MARKER, body)
     pieces = marker.split(body)
     # Text before the first turn is a system message (that is how `render(..., "dschat")` writes one).
     turns: list[Message] = [{"role": "system", "content": pieces[0].strip()}] if pieces[0].strip() else []
