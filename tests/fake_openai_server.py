@@ -57,7 +57,7 @@ class FakeOpenAI:
         self.script: list[Action] = list(script or [])
         self.rules = list(rules or [])
         self.record = record
-        self.requests: list[dict[str, Any]] = []  # {"path", "body", "auth", "t_start", "t_reply", "t_end", "status"}
+        self.requests: list[dict[str, Any]] = []  # {"path", "body", "auth", "header_names", "t_start", ...}
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -142,7 +142,8 @@ class FakeOpenAI:
                        writer: asyncio.StreamWriter) -> None:
         entry: dict[str, Any] = {"path": path, "t_start": time.monotonic(), "t_reply": None, "t_end": None,
                                  "status": None, "auth": headers.get("authorization", ""),
-                                 "attempt": int(headers.get("x-stainless-retry-count", "0"))}
+                                 "attempt": int(headers.get("x-stainless-retry-count", "0")),
+                                 "header_names": sorted(headers)}
         try:
             body = json.loads(raw or b"{}")
         except ValueError:

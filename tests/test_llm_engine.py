@@ -256,3 +256,15 @@ def test_requests_go_through_the_proxy_the_environment_names(server, tmp_path, m
     with pytest.raises(RequestFailed, match="HTTP 404"):  # the fake server is no proxy: it answers the URL with 404
         run_all(cfg, numbered_requests(cfg, 1))
     assert [r["path"] for r in server.requests] == ["http://llm.invalid/v1/chat/completions"]
+
+
+def test_requests_carry_auth_and_content_headers_but_not_the_clients_platform_telemetry(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-header-check")
+    cfg = engine_config(server, tmp_path, concurrency=1)
+    run_all(cfg, numbered_requests(cfg, 1))
+    (request,) = server.requests
+    assert request["auth"] == "Bearer sk-test-header-check"
+    names = set(request["header_names"])
+    assert {"authorization", "content-type", "user-agent", "x-stainless-retry-count"} <= names
+    assert not {"x-stainless-os", "x-stainless-arch", "x-stainless-runtime", "x-stainless-runtime-version",
+                "x-stainless-lang", "x-stainless-package-version", "x-stainless-async"} & names
