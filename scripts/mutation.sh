@@ -42,12 +42,12 @@ prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
 prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
 prefdata/jobs/export_formats.py tests/test_export_kinds.py tests/test_mutants_export.py tests/test_consumers_chatllama.py tests/test_consumers_llamafactory.py tests/test_consumers_dschat.py
 prefdata/jobs/split_pairs.py    tests/test_split_pairs.py tests/test_mutants_split_pairs.py tests/test_split.py
-prefdata/jobs/decontaminate.py  tests/test_split_decontaminate.py
+prefdata/jobs/decontaminate.py  tests/test_mutants_decontaminate.py tests/test_split_decontaminate.py
 trainers/components/rl.py       tests/test_rl_math.py
 trainers/components/collate.py  tests/test_tokenize_cache.py tests/test_trainer_runtime.py tests/test_mutants_collate.py
-trainers/components/tokens.py   tests/test_tokenize_cache.py
+trainers/components/tokens.py   tests/test_mutants_tokens.py tests/test_tokenize_cache.py
 trainers/components/preference.py tests/test_dpo_losses.py tests/test_mutants_preference.py
-trainers/components/packing.py  tests/test_packing.py
+trainers/components/packing.py  tests/test_mutants_packing.py tests/test_packing.py
 trainers/*                      tests/test_trainers.py
 '
 
