@@ -2,6 +2,9 @@
 worked out by hand.
 
 Equivalent survivors (one line each):
+- `pack`: ``sequence_index`` filled with -1 and no dtype: numpy's default integer for a Python int, int64 (Linux).
+- `collate_packed_sft`: ``e.get("prompt_tokens", 1)``: ``max(..., 1)`` masks the first token either way.
+- `collate_packed_pairs`: ``margin`` with no dtype: torch makes Python floats float32, the dtype given.
 """
 
 from __future__ import annotations
@@ -39,6 +42,17 @@ def test_last_token_values_of_a_padded_and_a_packed_batch():
 def test_pack_records_each_sequences_length():
     packed = packing.pack([np.array([1, 2]), np.array([3, 4, 5]), np.array([6])], pad_id=0)
     assert packed["lengths"].tolist() == [2, 3, 1] and packed["lengths"].dtype == torch.long
+
+
+def test_packed_ids_are_int64_whatever_type_the_pad_id_has():
+    """Embeddings and the loss take int64 ids; a pad id read from numpy (int32 here) must not narrow them."""
+    packed = packing.pack([np.array([1, 2]), np.array([3])], pad_id=np.int32(0))
+    assert packed["input_ids"].dtype == torch.int64 and packed["input_ids"].tolist() == [[1, 2], [3, 0]]
+
+
+def test_packed_sft_without_prompt_tokens_masks_only_each_first_token():
+    batch = packing.collate_packed_sft([{"input_ids": np.array([1, 2, 3])}, {"input_ids": np.array([4, 5])}], pad_id=0)
+    assert batch["labels"].tolist() == [[-100, 2, 3], [-100, 5, -100]]
 
 
 def test_packing_support_message_and_field_name_the_attention():
