@@ -23,6 +23,9 @@ TIME_LIMIT=${MUTATION_TIME_LIMIT:-900}
 JOBS=${MUTATION_JOBS:-1}
 # The scratch copy is not beside ../shared, so point the tests at the real data explicitly (tests/conftest.py).
 export PREFDATA_SHARED_DATA=${PREFDATA_SHARED_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}
+# One OpenMP thread: mutmut forks each mutant's test run from a process where torch already ran, and a forked child
+# can then block forever on an OpenMP lock; such a mutant was counted as "timeout", i.e. killed, after a 30x wait.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=$(mkdir -p "${MUTATION_OUT:-$ROOT/build/mutation}" && cd "${MUTATION_OUT:-$ROOT/build/mutation}" && pwd)
 
 # module (glob) -> the test files that pin its behaviour; the first matching line wins.

@@ -93,3 +93,53 @@ def test_kto_rewards_are_beta_times_the_log_ratio():
     # log-ratios -1 - -3 = 2 and -5 - -1 = -4; beta 0.5: rewards 1 and -2
     _, rewards = preference.kto_loss(t(-1, -5), t(-3, -1), torch.tensor([True, False]), t(0), beta=0.5)
     assert rewards.tolist() == [1.0, -2.0]
+
+
+def test_sequence_logprobs_of_a_packed_row_by_hand():
+    # one row holding two sequences of two tokens; each sequence's first label is masked, as `collate_packed_sft` does.
+    # logits at 0 predict label 1 with p = 3/4; logits at 2 predict label 0 with p = 1/2
+    logits = torch.tensor([[[0.0, math.log(3)], [5.0, 5.0], [0.0, 0.0], [1.0, 2.0]]])
+    labels = torch.tensor([[-100, 1, -100, 0]])
+    sums, counts = preference.sequence_logprobs(logits, labels, torch.tensor([[0, 0, 1, 1]]))
+    assert sums.tolist() == pytest.approx([math.log(3 / 4), math.log(1 / 2)]) and counts.tolist() == [1, 1]
+
+
+class UniformLM:
+    """A causal LM whose every next-token distribution is uniform over ``vocab`` ids: each labelled token adds
+    ``-log(vocab)``. Records the keyword arguments of each call."""
+
+    def __init__(self, vocab: int) -> None:
+        self.vocab, self.calls = vocab, []
+
+    def __call__(self, **inputs):
+        from types import SimpleNamespace
+
+        self.calls.append(inputs)
+        return SimpleNamespace(logits=torch.zeros(*inputs["input_ids"].shape, self.vocab))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_batch_logprobs_cover_each_reply_padded_or_packed(packed):
+    import numpy as np
+
+    from trainers.components.packing import collate_packed_sft
+
+    def ids(*values: int):
+        return np.array(values, dtype=np.int64)
+
+    examples = [{"chosen_input_ids": ids(5, 6, 7), "chosen_prompt_tokens": 1, "rejected_input_ids": ids(5, 8),
+                 "rejected_prompt_tokens": 1, "index": 3},
+                {"chosen_input_ids": ids(9, 9, 9, 9), "chosen_prompt_tokens": 2, "rejected_input_ids": ids(9, 3, 3),
+                 "rejected_prompt_tokens": 1, "index": 0}]
+    rows = {"rows": collate_packed_sft} if packed else {}
+    batch = preference.collate_preference_pairs(examples, 0, **rows)
+    model = UniformLM(vocab=10)
+    logps, tokens = preference.batch_logprobs(model, batch)
+    # reply tokens: chosen 3 - 1 and 4 - 2, rejected 2 - 1 and 3 - 1
+    assert tokens.tolist() == [2, 2, 1, 2] and batch["index"].tolist() == [3, 0]
+    assert logps.tolist() == pytest.approx([-2 * math.log(10), -2 * math.log(10), -math.log(10), -2 * math.log(10)])
+    (call,) = model.calls
+    if packed:
+        assert set(call) == {"input_ids", "position_ids", "use_cache"} and call["use_cache"] is False
+    else:
+        assert set(call) == {"input_ids", "attention_mask"}

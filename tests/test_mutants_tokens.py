@@ -7,16 +7,21 @@ Equivalent survivors (one line each):
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+import socket
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.render import render
-from prefdata.contract.row import make_row
+from prefdata.contract.row import UNSUP_SCHEMA_ID, make_row
 from trainers.components import tokens
 from trainers.components.tokens import TokenizeSpec
 
@@ -25,10 +30,17 @@ ASK = [{"role": "user", "content": "hi"}]
 
 
 class CharTokenizer:
-    """One id per character (its code point); BOS first when ``add_special_tokens`` and the tokenizer has one."""
+    """One id per character (its code point); BOS first when ``add_special_tokens`` and the tokenizer has one.
+    ``save_pretrained`` writes a config (with ``config``) and a chat template, as a transformers tokenizer does."""
 
-    def __init__(self, bos: int | None = BOS, eos: int | None = EOS, prepends_bos: bool = True) -> None:
+    def __init__(self, bos: int | None = BOS, eos: int | None = EOS, prepends_bos: bool = True,
+                 config: dict | None = None, chat_template: str = "{{ messages }}") -> None:
         self.bos_token_id, self.eos_token_id, self.prepends_bos = bos, eos, prepends_bos
+        self.config, self.chat_template = config or {"chat_template": chat_template}, chat_template
+
+    def save_pretrained(self, directory: str) -> None:
+        Path(directory, "tokenizer_config.json").write_text(json.dumps(self.config), encoding="utf-8")
+        Path(directory, "chat_template.jinja").write_text(self.chat_template, encoding="utf-8")
 
     def __call__(self, text, add_special_tokens: bool = True) -> dict:
         def one(t: str) -> list[int]:
@@ -51,7 +63,7 @@ def encoder(phase: str, tokenizer: CharTokenizer | None = None, **spec) -> token
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"phase": "reward"}, "unknown phase 'reward'; choose one of sft, rm, ppo, kto, ptx"),
-    ({"phase": "sft", "template": "alpaca"}, "unknown template 'alpaca'; choose one of "),
+    ({"phase": "sft", "template": "alpaca"}, "unknown template 'alpaca'; choose one of dschat, chatml, tokenizer"),
     ({"phase": "sft", "truncation": "middle"}, "unknown truncation 'middle'; choose one of drop, left, right"),
     ({"phase": "sft", "max_seq_len": 1}, "max lengths must be positive"),
     ({"phase": "sft", "max_prompt_len": 0}, "max lengths must be positive"),
@@ -77,6 +89,19 @@ def test_cache_key_holds_only_the_settings_that_change_a_phases_tokens():
     assert key(TokenizeSpec("sft"), shards=("b",)) != base and key(TokenizeSpec("sft"), tok="u") != base
     assert key(TokenizeSpec("ppo", max_prompt_len=9)) != key(TokenizeSpec("ppo"))
     assert key(TokenizeSpec("rm", train_on_prompt=True)) == key(TokenizeSpec("rm"))
+
+
+def test_fingerprint_ignores_the_chat_template_unless_it_renders_the_text():
+    def fingerprint(template: str, **tokenizer) -> str:
+        return tokens.tokenizer_fingerprint(CharTokenizer(**tokenizer), template)
+
+    plain = {"config": {"chat_template": "A", "model_max_length": 8}, "chat_template": "A"}
+    other_template = {"config": {"chat_template": "B", "model_max_length": 8}, "chat_template": "B"}
+    other_config = {"config": {"chat_template": "A", "model_max_length": 9}, "chat_template": "A"}
+    assert fingerprint("dschat", **plain) == fingerprint("dschat", **other_template)
+    assert fingerprint("dschat", **plain) != fingerprint("dschat", **other_config)
+    assert fingerprint("tokenizer", **plain) != fingerprint("tokenizer", **other_template)
+    assert re.fullmatch("[0-9a-f]{64}", fingerprint("chatml", **plain))
 
 
 def test_chat_template_files():
@@ -115,6 +140,17 @@ def test_encoder_needs_eos_and_adds_bos_only_where_the_tokenizer_would():
     assert enc.encode(["ab", ""]) == [[BOS, *chars("ab")], [BOS]]
     assert enc.encode(["ab"], bos=False) == [chars("ab")]
     assert encoder("sft", CharTokenizer(prepends_bos=False)).encode(["ab"]) == [chars("ab")]
+
+
+def test_encode_goes_straight_through_a_rust_backend_when_there_is_one():
+    class Backend:
+        def encode_batch_fast(self, texts, add_special_tokens):
+            assert add_special_tokens is False
+            return [SimpleNamespace(ids=[len(t)]) for t in texts]  # the text's length: not what __call__ gives
+
+    tokenizer = CharTokenizer(bos=None)
+    tokenizer.backend_tokenizer = Backend()
+    assert encoder("sft", tokenizer).encode(["abc", "de"]) == [[3], [2]]
 
 
 def test_encode_replies_joins_prompt_and_reply_and_ends_with_one_eos():
@@ -165,6 +201,9 @@ def test_rm_columns_by_hand():
     same_tail = make_row(ASK, "ab", "cb", source="t")  # cut from the left to 2, both become "b" + EOS
     same, counts = _batch("rm", [same_tail], max_seq_len=2, truncation="left")
     assert same["chosen_input_ids"] == [] and counts == {"truncated": 1, "dropped_identical_after_truncation": 1}
+    # cut from the right, "yes" + EOS loses a token and "no" + EOS fits: one truncated pair
+    one_side, counts = _batch("rm", [pair], max_seq_len=len(prompt) + 4, truncation="right")
+    assert one_side["chosen_input_ids"] == [chars(render(ASK, "yes"))] and counts == {"truncated": 1}
     long, counts = _batch("rm", [pair], max_seq_len=len(prompt) + 4)  # "yes" + EOS is 5 tokens after the prompt
     assert long["chosen_input_ids"] == [] and counts == {"dropped_too_long": 1}
 
@@ -274,3 +313,54 @@ def test_discard_removes_a_damaged_entry_directory_or_file(tmp_path):
     tokens._discard(tmp_path / "f")
     tokens._discard(tmp_path / "gone")  # nothing there: nothing to do
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------- datasets and tokenized
+
+
+@pytest.fixture
+def sft_dir(tmp_path) -> Path:
+    from support import write_dataset
+
+    return write_dataset(tmp_path / "data", {"sft_train": [make_row(ASK, "yes", "no", source="t")],
+                                             "sft_eval": [make_row(ASK, "ok", "nah", source="t")] * 2})
+
+
+def test_split_checksums_are_the_shards_sha256_and_the_phase_must_fit_the_schema(sft_dir):
+    shards = sorted((sft_dir / "sft_train").glob("*.arrow"))  # the files themselves, not what the manifest says
+    assert len(shards) == 1 and tokens.split_checksums(sft_dir, "sft_train", "sft") == [
+        hashlib.sha256(path.read_bytes()).hexdigest() for path in shards]
+    with pytest.raises(PrefdataError) as refused:
+        tokens.split_checksums(sft_dir, "sft_train", "ptx")
+    assert refused.value.message.endswith(f"; the ptx phase needs a {UNSUP_SCHEMA_ID} directory")
+    assert refused.value.file == str(sft_dir)
+
+
+def test_build_cache_counts(sft_dir, tmp_path):
+    spec = TokenizeSpec("sft", max_seq_len=64)
+    counts = tokens.build_cache(sft_dir, "sft_eval", CharTokenizer(bos=None), spec, tmp_path / "t.arrow", quiet=True)
+    length = len(render(ASK, "ok")) + 1  # + EOS
+    assert {k: v for k, v in counts.items() if k != "seconds"} == {"rows_in": 2, "rows_out": 2, "tokens": 2 * length}
+    assert isinstance(counts["seconds"], float) and counts["seconds"] >= 0
+
+
+def test_tokenized_records_who_built_it_and_rebuilds_a_damaged_entry_with_a_warning(sft_dir, tmp_path, monkeypatch,
+                                                                                   capsys):
+    monkeypatch.delenv("RANK", raising=False)
+    spec = TokenizeSpec("sft", max_seq_len=64)
+    built = tokens.tokenized(sft_dir, "sft_train", CharTokenizer(), spec, tmp_path / "c", quiet=True)
+    assert built.built and built.info["built_by"] == {"host": socket.gethostname(), "pid": os.getpid(), "rank": "0"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", built.info["built_at"])
+    assert built.info["split"] == "sft_train" and built.info["spec"]["max_seq_len"] == 64
+    (built.directory / tokens.TOKENS_FILE).write_bytes(b"damaged")
+    again = tokens.tokenized(sft_dir, "sft_train", CharTokenizer(), spec, tmp_path / "c", quiet=True)
+    assert again.built and len(again) == 1
+    captured = capsys.readouterr()
+    assert "damaged token cache entry" in captured.err and "rebuilding it" in captured.err and captured.out == ""
+
+
+def test_tokenized_phase_gives_the_train_and_eval_caches(sft_dir, tmp_path):
+    cfg = SimpleNamespace(data=sft_dir, cache_dir=tmp_path / "c", quiet=True)
+    train, evaluation = tokens.tokenized_phase(cfg, "sft", CharTokenizer(), TokenizeSpec("sft", max_seq_len=64))
+    assert (len(train), len(evaluation)) == (1, 2)
+    assert train.info["split"] == "sft_train" and evaluation.info["split"] == "sft_eval"
