@@ -40,10 +40,10 @@ prefdata/formats/shp.py         tests/test_shp.py tests/test_mutants_quarantine.
 prefdata/formats/*              tests/test_formats.py tests/test_contract_units.py
 prefdata/pipeline/dedup.py      tests/test_dedup.py tests/test_mutants_dedup.py tests/test_split.py
 prefdata/pipeline/records.py    tests/test_records.py tests/test_mutants_quarantine.py tests/test_bad_input.py tests/test_mutants_records.py
-prefdata/pipeline/parallel.py   tests/test_hh_fast_path.py tests/test_records.py tests/test_hh.py
+prefdata/pipeline/parallel.py   tests/test_mutants_parallel.py tests/test_hh_fast_path.py tests/test_records.py tests/test_hh.py
 prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
 prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
-prefdata/jobs/export_formats.py tests/test_export_kinds.py tests/test_mutants_export.py tests/test_consumers_chatllama.py tests/test_consumers_llamafactory.py tests/test_consumers_dschat.py
+prefdata/jobs/export_formats.py tests/test_mutants_export_formats.py tests/test_export_kinds.py tests/test_mutants_export.py tests/test_consumers_chatllama.py tests/test_consumers_llamafactory.py tests/test_consumers_dschat.py
 prefdata/jobs/split_pairs.py    tests/test_split_pairs.py tests/test_mutants_split_pairs.py tests/test_split.py
 prefdata/jobs/decontaminate.py  tests/test_mutants_decontaminate.py tests/test_split_decontaminate.py
 trainers/components/rl.py       tests/test_rl_math.py
