@@ -3,6 +3,10 @@
 tokenizer built here, so every expected id list is the test's own text, one id per character.
 
 Equivalent survivors (one line each):
+- `cache_key` with a material key renamed ("XXshardsXX"): every key changes alike; no two settings come to share one.
+- `_tokenize_batch` calling `encode_replies` without ``prompt_ids``: the prompts are encoded again, to the same ids.
+- `open_verified` reading / `tokenized` writing info.json with no or another spelling of UTF-8: json.dumps writes ASCII.
+- `tokenized` making the temporary entry with ``parents=None``: `_cache_root` has already made its parent.
 """
 
 from __future__ import annotations
