@@ -2,6 +2,8 @@
 n-gram matching and the removals, on prompts written here (every expected row, run and message comes from them).
 
 Equivalent survivors (one line each):
+- `ngram_matches` returning the benchmark positions with no dtype: numpy makes Python ints int64, the dtype given.
+- `contaminated` with ``np.zeros(np.uint64)`` for an empty chunk: unreachable, a chunk of ``range(0, n, step)`` has rows.
 """
 
 from __future__ import annotations
@@ -155,3 +157,10 @@ def test_long_runs_are_cut_to_120_characters_in_the_message():
     found = contaminated(_table([run]), np.arange(1), _benchmarks([run + " extra"]), 13)
     assert found.messages == [f"shares the 13-gram {run[:120]!r} with benchmark prompt b0"]
     assert found.details[0]["ngram"] == run
+
+
+def test_an_exact_match_names_the_first_of_repeated_benchmark_prompts():
+    # 40 benchmark prompts, every other one the same text: an unstable sort would name any of its 20 copies
+    texts = [text for i in range(20) for text in (f"prompt {i}", "the duplicate")]
+    found = contaminated(_table(["The   duplicate"]), np.arange(1), _benchmarks(texts), 0)
+    assert found.messages == ["the prompt is benchmark prompt b1 (exact, after lower-casing)"]
