@@ -2,6 +2,7 @@
 rows built here, every expected item written out by hand from the row (no files, no export run).
 
 Equivalent survivors (one line each):
+- `chatllama_input` calling `render` without ``template="dschat"``: dschat is `render`'s default template.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def test_has_tool_calls_looks_at_the_prompt_and_both_replies():
                    {"role": "user", "content": "And?"}]
     assert ef.has_tool_calls(make_row(tool_prompt, "Yes.", "No.", source="t"))
     assert ef.has_tool_calls(make_row(ASK, None, TOOL_TURNS, label=False, source="t"))
+    unanswered = [{"role": "assistant", "content": "", "tool_calls": CALL}, {"role": "assistant", "content": "Done."}]
+    assert ef.has_tool_calls(make_row(ASK, unanswered, "No.", source="t"))  # a call with no tool message after it
 
 
 # ----------------------------------------------------------------------------------------------------------- trl
