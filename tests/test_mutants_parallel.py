@@ -3,6 +3,11 @@ reasons and messages, the pyarrow bulk decoder's fall-backs, block splitting, an
 here (every expected line number, reason and row comes from them).
 
 Equivalent survivors (one line each):
+- `convert_lines` decoding with "UTF-8": codec names are case-insensitive.
+- `_string_records` splitting the brackets-only block with ``split(None)``: only brackets and line ends are left in it.
+- `_convert_pairs_fast` calling `_string_records` without ``block``: it joins the same lines again.
+- `_PairColumns.table` with "REJECTED_SCORE", ``pa.array(..., None)`` or ``pa.nulls(n)``: the columns are nulls or
+  strings, and `pa.Table.from_arrays` casts a null array to the schema's type.
 """
 
 from __future__ import annotations
@@ -41,14 +46,16 @@ def reasons(chunk) -> list[tuple[str, int]]:
 
 
 def test_each_bad_line_gets_its_reason_message_and_line_number():
-    deep = b'{"q": ' + b"[" * 101 + b"]" * 101 + b"}"
-    lines = [line("one"), b"", b"  ", deep, b'{"q": "\xff"}', b"{nope", b"[1]", line("same", "x", "x"), line("two")]
+    deep = b'{"q": "\xff", "r": ' + b"[" * 101 + b"]" * 101 + b"}"  # too deep is checked before UTF-8
+    lines = [line("one"), b"", b"  ", deep, b'{"q": "\xff"}', b"{nope\r\n", b"[1]", line("same", "x", "x"), line("two")]
     chunk = convert_lines(lines, 10, "in.jsonl", Plain(), "src", PREFERENCE_SCHEMA_ID)
     assert chunk.records == 7  # blank lines are no records
     assert reasons(chunk) == [("too_deep", 13), ("bad_utf8", 14), ("bad_json", 15), ("not_an_object", 16),
                               ("identical_pair", 17)]
     too_deep, bad_utf8, bad_json, not_object, row_error = chunk.rejects
-    assert too_deep.message == "arrays/objects nested deeper than 100 levels" and too_deep.file == "in.jsonl"
+    assert {r.file for r in chunk.rejects} == {"in.jsonl"}
+    assert too_deep.message == "arrays/objects nested deeper than 100 levels"
+    assert too_deep.record.startswith('{"q": "\ufffd", "r": [[[')
     assert bad_utf8.message == "invalid UTF-8 at byte 7" and bad_utf8.record == '{"q": "\ufffd"}'
     assert bad_json.message.startswith("invalid JSON: ") and bad_json.record == "{nope"
     assert not_object.message == "a JSON list, not an object" and not_object.record == [1]
@@ -188,3 +195,65 @@ def test_no_pandas_refuses_only_pandas():
     with pytest.raises(ModuleNotFoundError, match="pandas is not imported in prefdata's workers") as refused:
         finder.find_spec("pandas")
     assert refused.value.name == "pandas"
+
+
+class PairsOnly:
+    """The HH pair parser whose per-record ``row`` must not run: pair rows take the columnar twin."""
+
+    pair_parts = staticmethod(hh.PAIRS.pair_parts)
+
+    def row(self, record, source):
+        raise AssertionError("per-record path taken")
+
+
+def test_pair_rows_are_built_by_the_columnar_twin_and_decoded_in_bulk(monkeypatch):
+    decoded = []
+    monkeypatch.setattr(parallel.json, "loads", lambda text: decoded.append(text) or json.JSONDecoder().decode(text))
+    long_pair = {**PAIR, "chosen": PAIR["chosen"] + "x" * (2 << 20)}  # a line longer than pyarrow's default block
+    lines = [PAIR_LINE, json.dumps(long_pair).encode()]
+    chunk = convert_lines(lines, 1, "f", PairsOnly(), "s", PREFERENCE_SCHEMA_ID, block=b"\n".join(lines))
+    assert chunk.table.num_rows == 2 and chunk.rejects == [] and decoded == []  # no line went through json.loads
+    bad = convert_lines([PAIR_LINE, b"[1]"], 1, "f", PairsOnly(), "s", PREFERENCE_SCHEMA_ID)
+    assert bad.table.num_rows == 1 and reasons(bad) == [("not_an_object", 2)]
+
+
+class SpyList(list):
+    """``sys.meta_path`` stand-in that records where finders are inserted."""
+
+    def __init__(self, items) -> None:
+        super().__init__(items)
+        self.inserted: list[tuple[int, object]] = []
+
+    def insert(self, index, item) -> None:
+        self.inserted.append((index, item))
+        super().insert(index, item)
+
+
+def test_start_worker_refuses_pandas_first_and_only_when_it_is_not_imported(monkeypatch):
+    import sys
+
+    threshold = gc.get_threshold()
+    try:
+        spy = SpyList(sys.meta_path)
+        monkeypatch.setattr(sys, "meta_path", spy)
+        monkeypatch.delitem(sys.modules, "pandas", raising=False)
+        parallel._start_worker()
+        assert [(index, type(finder)) for index, finder in spy.inserted] == [(0, parallel._NoPandas)]
+        spy.inserted.clear()
+        monkeypatch.setitem(sys.modules, "pandas", object())  # a worker forked from a process that has pandas
+        parallel._start_worker()
+        assert spy.inserted == []
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def test_workers_are_forked_where_the_platform_can(tmp_path, monkeypatch):
+    import multiprocessing
+
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(line("q") + b"\n")
+    methods, get_context = [], multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: methods.append(method) or get_context(method))
+    chunks = list(convert_file(path, Plain(), source="s", schema_id=PREFERENCE_SCHEMA_ID, workers=1))
+    assert chunks[0].table.num_rows == 1
+    assert methods == ["fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"]
