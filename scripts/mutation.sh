@@ -23,6 +23,9 @@ TIME_LIMIT=${MUTATION_TIME_LIMIT:-900}
 JOBS=${MUTATION_JOBS:-1}
 # The scratch copy is not beside ../shared, so point the tests at the real data explicitly (tests/conftest.py).
 export PREFDATA_SHARED_DATA=${PREFDATA_SHARED_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}
+# One OpenMP thread: mutmut forks each mutant's test run from a process where torch already ran, and a forked child
+# can then block forever on an OpenMP lock; such a mutant was counted as "timeout", i.e. killed, after a 30x wait.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=$(mkdir -p "${MUTATION_OUT:-$ROOT/build/mutation}" && cd "${MUTATION_OUT:-$ROOT/build/mutation}" && pwd)
 
 # module (glob) -> the test files that pin its behaviour; the first matching line wins.
@@ -45,17 +48,17 @@ prefdata/formats/mapping.py     tests/test_mutants_formats_mapping.py tests/test
 prefdata/formats/*              tests/test_formats.py tests/test_contract_units.py
 prefdata/pipeline/dedup.py      tests/test_dedup.py tests/test_mutants_dedup.py tests/test_split.py
 prefdata/pipeline/records.py    tests/test_records.py tests/test_mutants_quarantine.py tests/test_bad_input.py tests/test_mutants_records.py
-prefdata/pipeline/parallel.py   tests/test_hh_fast_path.py tests/test_records.py tests/test_hh.py
+prefdata/pipeline/parallel.py   tests/test_mutants_parallel.py tests/test_hh_fast_path.py tests/test_records.py tests/test_hh.py
 prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
 prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
-prefdata/jobs/export_formats.py tests/test_export_kinds.py tests/test_mutants_export.py tests/test_consumers_chatllama.py tests/test_consumers_llamafactory.py tests/test_consumers_dschat.py
+prefdata/jobs/export_formats.py tests/test_mutants_export_formats.py tests/test_export_kinds.py tests/test_mutants_export.py tests/test_consumers_chatllama.py tests/test_consumers_llamafactory.py tests/test_consumers_dschat.py
 prefdata/jobs/split_pairs.py    tests/test_split_pairs.py tests/test_mutants_split_pairs.py tests/test_split.py
-prefdata/jobs/decontaminate.py  tests/test_split_decontaminate.py
+prefdata/jobs/decontaminate.py  tests/test_mutants_decontaminate.py tests/test_split_decontaminate.py
 trainers/components/rl.py       tests/test_rl_math.py
 trainers/components/collate.py  tests/test_tokenize_cache.py tests/test_trainer_runtime.py tests/test_mutants_collate.py
-trainers/components/tokens.py   tests/test_tokenize_cache.py
+trainers/components/tokens.py   tests/test_mutants_tokens.py tests/test_tokenize_cache.py
 trainers/components/preference.py tests/test_dpo_losses.py tests/test_mutants_preference.py
-trainers/components/packing.py  tests/test_packing.py
+trainers/components/packing.py  tests/test_mutants_packing.py tests/test_packing.py
 trainers/*                      tests/test_trainers.py
 '
 

@@ -65,10 +65,12 @@ def read_benchmarks(paths: list[str | os.PathLike]) -> Benchmarks:
                 files += [str(path)] * table.num_rows
             continue
         for record in iter_records(check_input_file(path), "jsonl"):
-            if isinstance(record, BadRecord):
+            text_line = isinstance(record, BadRecord) and record.reason == "not_an_object" and isinstance(record.raw, str)
+            if isinstance(record, BadRecord) and not text_line:  # a JSON string is a benchmark prompt, not a bad line
                 raise PrefdataError(record.message, file=record.file, line=record.line)
-            texts.append(_benchmark_prompt(record.value, record.file, record.line))
-            value_id = record.value.get("id") if isinstance(record.value, dict) else None
+            value = record.raw if text_line else record.value
+            texts.append(_benchmark_prompt(value, record.file, record.line))
+            value_id = value.get("id") if isinstance(value, dict) else None
             ids.append(str(value_id) if value_id is not None else f"line {record.line}")
             files.append(str(path))
     return Benchmarks(pa.array(texts, type=pa.string()), ids, files)
