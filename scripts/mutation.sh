@@ -63,6 +63,7 @@ trainers/components/token_store.py tests/test_mutants_token_store.py tests/test_
 trainers/components/chat_template.py tests/test_mutants_chat_template.py
 trainers/components/reward_scoring.py tests/test_mutants_reward_scoring.py
 trainers/components/lora.py     tests/test_mutants_lora.py
+trainers/components/models.py   tests/test_mutants_models.py
 trainers/*                      tests/test_trainers.py
 '
 

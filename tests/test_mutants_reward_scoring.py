@@ -17,7 +17,7 @@ transformers = pytest.importorskip("transformers")
 
 from trainers.components.reward_scoring import RewardModelScorer, checkpoint_sha256  # noqa: E402
 
-WORDS = "Human Assistant : hi yes no the cat sat on a mat".split()
+VOCABULARY = "Human Assistant : hi yes no the cat sat on a mat"
 
 
 def framed(name: str, data: bytes) -> bytes:
@@ -43,7 +43,7 @@ def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("rm")
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator([" ".join(WORDS)], trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
+    tok.train_from_iterator([VOCABULARY], trainers.WordLevelTrainer(special_tokens=["<pad>", "</s>", "<unk>"]))
     tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>",
                                                      unk_token="<unk>")
     tokenizer.save_pretrained(path)
