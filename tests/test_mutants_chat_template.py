@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("transformers", reason="the trainers need the train extra")
+transformers = pytest.importorskip("transformers", reason="the trainers need the train extra")
 from jinja2.exceptions import TemplateError  # noqa: E402
 from transformers.utils.chat_template_utils import render_jinja_template  # noqa: E402
 
@@ -102,3 +102,15 @@ def test_the_training_template_goes_on_a_copy_and_tokenizer_keeps_its_own():
     assert carrying is not original and carrying.chat_template == CHAT_TEMPLATES["dschat"]
     assert original.chat_template == "own"
     assert with_training_template(original, "tokenizer") is original
+
+
+def test_the_copy_shares_no_vocabulary_with_the_tokenizer_given():
+    """A shallow copy would share the Rust backend: a token added to the copy would change the original, whose files
+    key the token cache."""
+    from tokenizers import Tokenizer, models
+
+    backend = Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>"))
+    original = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="a")
+    carrying = with_training_template(original, "chatml")
+    carrying.add_tokens(["zz"])
+    assert (len(original), len(carrying)) == (2, 3)
