@@ -2,6 +2,10 @@
 in which order, framed how) and the scorer on a tiny reward checkpoint saved here (word-level tokenizer trained in the
 test, a one-layer GPT-2 with a score head): the token ids it builds, left truncation, and each score equal to the
 value head at the sequence's last token when the sequence is run alone.
+
+Equivalent survivors (one line each):
+- `checkpoint_sha256` reading blocks of ``2 << 20`` bytes or the whole file at once: the digest of the bytes is the same.
+- `score` starting its list at ``[1.0] * n``: every slot is written with its item's score.
 """
 
 from __future__ import annotations
@@ -90,6 +94,28 @@ def test_each_score_is_the_value_at_its_last_token_whatever_the_batching(checkpo
     assert len(set(alone)) == 4  # a score put in another item's place would show
     assert scorer.score(items) == pytest.approx(alone, abs=1e-5)
     assert scorer.model.training is False
+
+
+def test_items_go_through_the_model_in_batches_of_batch_size_shortest_first(checkpoint: Path):
+    scorer = RewardModelScorer(checkpoint, batch_size=2)
+    model, batches = scorer.model, []
+
+    def recording(input_ids, attention_mask):
+        batches.append(attention_mask.sum(dim=1).tolist())
+        return model(input_ids=input_ids, attention_mask=attention_mask)
+
+    scorer.model = recording
+    items = [(ask("the cat sat on a mat"), "yes"), (ask("hi"), "no"), (ask("the cat"), "sat on the mat"),
+             (ask("hi"), "yes")]
+    scorer.score(items)
+    # lengths (with EOS): 12, 7, 11, 7
+    assert batches == [[7, 7], [11, 12]]
+
+
+def test_defaults(checkpoint: Path):
+    scorer = RewardModelScorer(checkpoint)
+    assert scorer.batch_size == 16
+    assert (scorer.describe()["template"], scorer.describe()["max_seq_len"]) == ("dschat", 512)
 
 
 def test_quiet_silences_transformers_logging(checkpoint: Path):
