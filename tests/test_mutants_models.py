@@ -2,6 +2,10 @@
 tokenizer's EOS / pad rules, configs sized to the tokenizer, loading a checkpoint with and without a trained reward
 head, the value model and the score at the last real token, on word-level tokenizers trained here and tiny models
 built from configs (no weights, no download).
+
+Equivalent survivors (one line each):
+- `model_config` reading ``config:FILE.json`` with ``encoding=None`` or ``"UTF-8"``: the same codec under the UTF-8
+  locale the tools run in.
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ def test_a_config_file_needs_a_model_type_and_must_parse(tokenizer, tmp_path: Pa
     assert e.value.file == str(broken)
     with pytest.raises(PrefdataError) as e:
         models.model_config("tiny-bert", tokenizer)
-    assert e.value.field == "model"
+    assert str(e.value) == "model: 'tiny-bert' is neither a model dir, a preset (tiny-gpt2, tiny-llama) nor config:FILE.json"
 
 
 def test_a_causal_lm_from_a_preset_takes_the_tokenizers_vocabulary_and_pad(tokenizer):
@@ -124,11 +128,13 @@ def test_a_causal_lm_from_a_preset_takes_the_tokenizers_vocabulary_and_pad(token
 def checkpoints(tmp_path_factory, tokenizer):
     """A reward checkpoint (with its score head), an SFT checkpoint (none) and one whose embeddings are too small."""
     root = tmp_path_factory.mktemp("ckpt")
-    small = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, n_positions=16, vocab_size=10, num_labels=1)
+    small = dict(n_layer=1, n_head=2, n_embd=8, n_positions=16)
     torch.manual_seed(0)
-    transformers.GPT2ForSequenceClassification(small).save_pretrained(root / "reward")
-    transformers.GPT2LMHeadModel(small).save_pretrained(root / "sft")
-    transformers.GPT2LMHeadModel(small.__class__(**{**small.to_dict(), "vocab_size": 6})).save_pretrained(root / "tiny")
+    reward = transformers.GPT2Config(**small, vocab_size=10, num_labels=1)
+    transformers.GPT2ForSequenceClassification(reward).save_pretrained(root / "reward")
+    # an SFT checkpoint's config has the default num_labels (2): a value model must ask for one output itself
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(**small, vocab_size=10)).save_pretrained(root / "sft")
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(**small, vocab_size=6)).save_pretrained(root / "tiny")
     return root
 
 
@@ -139,7 +145,8 @@ def test_a_reward_model_needs_a_trained_head_in_a_directory(tokenizer, checkpoin
     with pytest.raises(PrefdataError) as e:
         models.load_reward_model(str(checkpoints / "sft"), tokenizer)
     assert e.value.file == str(checkpoints / "sft")
-    assert e.value.message.startswith("has no trained reward head (score.weight not in the checkpoint")
+    assert e.value.message == ("has no trained reward head (score.weight not in the checkpoint: an SFT checkpoint?); "
+                               "give a `prefdata train reward` output")
     with pytest.raises(PrefdataError) as e:
         models.load_reward_model("tiny-gpt2", tokenizer)
     assert str(e.value) == ("reward_model: 'tiny-gpt2' is not a directory: a reward model is a `prefdata train "
@@ -148,7 +155,7 @@ def test_a_reward_model_needs_a_trained_head_in_a_directory(tokenizer, checkpoin
 
 def test_a_value_model_may_start_from_an_sft_checkpoint_or_a_preset(tokenizer, checkpoints: Path):
     critic = models.load_value_model(str(checkpoints / "sft"), tokenizer)
-    assert critic.model.score.out_features == 1
+    assert critic.model.score.out_features == 1 and critic.model.config.num_labels == 1
     fresh = models.load_value_model("tiny-gpt2", tokenizer)
     assert fresh.model.config.num_labels == 1 and fresh.model.score.out_features == 1
 
@@ -176,6 +183,28 @@ def test_value_model_scores_every_prefix_with_the_score_head(tokenizer, checkpoi
             assert values[0, t - 1].item() == pytest.approx(prefix.item(), abs=1e-5)
     with pytest.raises(PrefdataError, match="GPT2LMHeadModel has no `score` head"):
         models.ValueModel(transformers.GPT2LMHeadModel(inner.config))
+
+
+def test_padding_and_packing_are_honoured(checkpoints: Path):
+    """A left-padded row (mask and position ids given) and the second of two packed rows (restarting position ids, no
+    mask: no KV cache, or transformers would not see the packing) score as the row alone."""
+    value = models.ValueModel(transformers.GPT2ForSequenceClassification.from_pretrained(checkpoints / "reward").eval())
+    with torch.no_grad():
+        alone = value(torch.tensor([[6, 7, 8]]))[0]
+        padded = value(torch.tensor([[0, 6, 7, 8]]), attention_mask=torch.tensor([[0, 1, 1, 1]]),
+                       position_ids=torch.tensor([[0, 0, 1, 2]]))[0, 1:]
+        packed = value(torch.tensor([[4, 5, 6, 7, 8]]), position_ids=torch.tensor([[0, 1, 0, 1, 2]]))[0, 2:]
+    assert torch.allclose(padded, alone, atol=1e-6)
+    assert torch.allclose(packed, alone, atol=1e-6)
+
+
+def test_masked_positions_do_not_change_the_values(checkpoints: Path):
+    value = models.ValueModel(transformers.GPT2ForSequenceClassification.from_pretrained(checkpoints / "reward").eval())
+    mask = torch.tensor([[0, 0, 1, 1]])
+    with torch.no_grad():
+        pad_0 = value(torch.tensor([[0, 0, 6, 7]]), attention_mask=mask)[0, 2:]
+        pad_9 = value(torch.tensor([[9, 5, 6, 7]]), attention_mask=mask)[0, 2:]
+    assert torch.allclose(pad_0, pad_9, atol=1e-6)
 
 
 def test_last_token_scores_for_right_left_and_both_sides_padding():
