@@ -2,6 +2,10 @@
 `tokenizer.apply_chat_template` renders them (transformers' `render_jinja_template`, no tokenizer needed), on chats
 with a system turn, tool calls (with and without content), named and unnamed tool results and a tool result right
 after the last user turn; every expected string is written out by hand.
+
+mutmut mutates function bodies only, so its mutants here are those of `chat_template_for` and
+`with_training_template`; the Jinja text itself (module constants) is pinned by the hand-written renderings below.
+No equivalent survivors.
 """
 
 from __future__ import annotations
