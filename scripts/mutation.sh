@@ -59,6 +59,11 @@ trainers/components/collate.py  tests/test_tokenize_cache.py tests/test_trainer_
 trainers/components/tokens.py   tests/test_mutants_tokens.py tests/test_tokenize_cache.py
 trainers/components/preference.py tests/test_dpo_losses.py tests/test_mutants_preference.py
 trainers/components/packing.py  tests/test_mutants_packing.py tests/test_packing.py
+trainers/components/token_store.py tests/test_mutants_token_store.py tests/test_mutants_tokens.py
+trainers/components/chat_template.py tests/test_mutants_chat_template.py
+trainers/components/reward_scoring.py tests/test_mutants_reward_scoring.py
+trainers/components/lora.py     tests/test_mutants_lora.py
+trainers/components/models.py   tests/test_mutants_models.py
 trainers/*                      tests/test_trainers.py
 '
 
