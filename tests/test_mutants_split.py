@@ -4,19 +4,24 @@ kept, the benchmark hit), the report's keys, output order for ids that are not h
 `tests/test_split.py`'s two property tests (shuffled input, appended rows), which the mutation run leaves out.
 Rows are built here; expected values follow from them by hand.
 
-Equivalent survivors: (filled in from the fresh run below.)
+Equivalent survivors:
+- `unit_floats(group_keys, seed, "blend")` -> `"BLEND"`, and `unit_floats(uniques, seed, "eval")` -> `None`: another
+  constant namespace is an equally valid seeded draw, still independent of the "phase" one; only byte pins would see
+  it (`tests/test_pinned_outputs.py`, not mapped: one HH-sized test of all verbs, far too slow per mutant).
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-from split_helpers import pair, user, write_dataset
+from split_helpers import demo, pair, user, write_dataset
 
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import make_row
-from prefdata.jobs.split import parse_numbers, split_datasets
+from prefdata.jobs import split as split_module
+from prefdata.jobs.split import assign_phases, parse_numbers, split_datasets
 from prefdata.storage.dataset import iter_rows
 
 
@@ -135,7 +140,7 @@ def test_contaminated_rows_carry_the_benchmark_and_the_report_counts_them(tmp_pa
     report = manifest["decontamination"]
     assert (report["benchmark_prompts"], report["ngram"], report["min_run_words"], report["rows_checked"],
             report["removed_exact"], report["removed_ngram"], report["rows_kept"]) == (1, 9, 8, 6, 1, 5, 0)
-    assert manifest["dedup"]["contaminated"] == 6
+    assert manifest["dedup"]["contaminated"] == 6 and manifest["options"]["exclude_ngram"] == 9
     split_datasets([source], tmp_path / "exact", exclude=[held_out], exclude_ngram=0)
     assert "exact prompts only" in capsys.readouterr().err
 
@@ -148,6 +153,7 @@ def test_the_report_without_dedup_or_eval_rows(tmp_path):
     assert manifest["split"]["eval_fraction_achieved"] == {"sft": 0.0, "rm": 0.0, "ppo": 0.0}
     assert manifest["dedup"] == {"duplicate": 0, "near_duplicate": 0, "contaminated": 0, "near_dup_threshold": None,
                                  "exclude": []}
+    assert "decontamination" not in manifest and "blend" not in manifest and "exclude_ngram" not in manifest["options"]
 
 
 def test_ids_that_are_not_hex_still_order_the_output(tmp_path):
@@ -192,3 +198,44 @@ def test_appended_rows_leave_every_old_row_where_it_was(tmp_path):
     before = {row_id: split for split, ids in ids_by_split(tmp_path / "o1").items() for row_id in ids}
     after = {row_id: split for split, ids in ids_by_split(tmp_path / "o2").items() for row_id in ids}
     assert {row_id: after[row_id] for row_id in before} == before and len(after) == 120
+
+
+def test_a_near_duplicate_is_quarantined_naming_the_row_kept(tmp_path):
+    rows = [pair(1), pair(2), demo(3)]  # the two pairs differ only in their number: similar at 0.3, not at 0.5
+    source = write_dataset(tmp_path / "in", {"train": rows})
+    manifest = split_datasets([source], tmp_path / "out", near_dup=0.3, quiet=True)
+    [entry] = quarantine(tmp_path / "out")
+    kept, gone = sorted([rows[0]["id"], rows[1]["id"]])  # the smallest id of a cluster is kept
+    assert (entry["reason"], entry["message"], entry["record"]["id"], entry["record"]["kept_id"]) == (
+        "near_duplicate", "near-duplicate of a row that was kept", gone, kept)
+    assert (manifest["dedup"]["near_duplicate"], manifest["dedup"]["near_dup_threshold"]) == (1, 0.3)
+    assert split_datasets([source], tmp_path / "strict", near_dup=0.5, quiet=True)["dedup"]["near_duplicate"] == 0
+
+
+def test_rows_sampled_out_are_quarantined_and_the_blend_is_reported(tmp_path):
+    source = write_dataset(tmp_path / "in", {"train": [pair(i) for i in range(5)]})
+    manifest = split_datasets([source], tmp_path / "out", max_rows=3, quiet=True)
+    assert {(e["reason"], e["message"]) for e in quarantine(tmp_path / "out")} == {
+        ("sampled_out", "not drawn by --weights/--max-rows")}
+    assert manifest["blend"] == {"weights": None, "max_rows": 3, "rows": {str(source): 3},
+                                 "achieved_mix": {str(source): 1.0}}
+
+
+def test_progress_bars_are_named_and_counted_in_rows(tmp_path, monkeypatch):
+    bars, real_progress = [], split_module.progress
+
+    def recording(iterable, **options):
+        bars.append((options["desc"], options.get("unit"), options.get("quiet")))
+        return real_progress(iterable, **options)
+
+    monkeypatch.setattr(split_module, "progress", recording)
+    source = write_dataset(tmp_path / "in", {"train": [pair(1), pair(2)]})
+    split_datasets([source], tmp_path / "out", near_dup=0.3, quiet=True)
+    assert ("split", "row", True) in bars and ("near-dup", "chunk", True) in bars
+
+
+@pytest.mark.parametrize("u, phase", [(0.0, 0), (0.49, 0), (0.5, 1), (0.74, 1), (0.76, 2), (0.99, 2)])
+def test_weights_that_sum_below_one_are_renormalised(u, phase):
+    # ratio 0.2 : 0.1 : 0.1 of total 0.4 is 50 % : 25 % : 25 %: sft below 0.5, rm below 0.75, then ppo
+    eligible = np.ones((1, 3), dtype=bool)
+    assert assign_phases(np.array([u]), eligible, (0.2, 0.1, 0.1)).tolist() == [phase]
