@@ -1,6 +1,10 @@
 """Tests that kill mutants of `prefdata/pipeline/progress.py` (issue #15): the end-of-run summary line's every part,
 `info` honouring ``quiet``, and the progress bar's settings (on stderr, off with ``quiet``). Manifests are written
-here; the expected lines are spelled out from them by hand."""
+here; the expected lines are spelled out from them by hand.
+
+Equivalent survivors:
+- `progress`'s ``file=sys.stderr`` -> ``file=None`` or left out: tqdm's own default is sys.stderr.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ def test_info_goes_to_stderr_unless_quiet(capsys):
 
 
 def test_progress_bar_is_on_stderr_after_a_second_and_off_when_quiet(capsys):
-    bar = progress(range(3), desc="import", total=3, unit="row")
+    bar = progress(iter(range(3)), desc="import", total=3, unit="row")  # no len(): the total comes from the caller
     assert (bar.desc, bar.total, bar.unit, bar.disable, bar.mininterval, bar.delay) == ("import", 3, "row", False, 0.5, 1.0)
     assert bar.dynamic_ncols
     bar.refresh()  # drawn on demand, before the delay: it goes to stderr
