@@ -9,6 +9,9 @@ Equivalent survivors:
   limit at the step before.
 - `_scan`'s `string_end > 0` -> `>= 0` / `> 1`, and `string_end < 0` -> `<= 0`: a closing quote is found after the
   opening one, so it is at index >= 1; at index 1 the character before it is the opening quote, never a backslash.
+- `too_deep`'s ``stop_at_zero=False`` -> ``None``: both are false.
+- `_scan`'s ``"[{"`` -> ``"XX[{XX"``: ``in`` tests one bracket character, which is never an X.
+- `_scan`'s `position < size` -> `<=`: at the end `find` and `finditer` find nothing and the loop breaks.
 - `_escaped`'s `before > 0` -> `>= 0`: at 0 the slice ``text[-1:0]`` is empty, never a backslash.
 """
 
@@ -50,6 +53,7 @@ def test_many_shallow_values_are_not_deep_and_a_deep_one_after_them_is():
     '["[[[[["]',
     '["", "[[[[["]',  # an empty string before
     '["a\\"", "[[[[["]',  # an escaped quote right before the closing one
+    '["[[[[[\\"", 1]',  # brackets, then an escaped quote, in one string
     '["a\\\\", "[[[[["]',  # an escaped backslash: the quote after it does close the string
 ])
 def test_brackets_inside_strings_do_not_count(text):
