@@ -54,6 +54,7 @@ def test_many_shallow_values_are_not_deep_and_a_deep_one_after_them_is():
     '["", "[[[[["]',  # an empty string before
     '["a\\"", "[[[[["]',  # an escaped quote right before the closing one
     '["[[[[[\\"", 1]',  # brackets, then an escaped quote, in one string
+    '["a\\\\\\"[[[[[", 1]',  # three backslashes: an escaped backslash, then an escaped quote
     '["a\\\\", "[[[[["]',  # an escaped backslash: the quote after it does close the string
 ])
 def test_brackets_inside_strings_do_not_count(text):
