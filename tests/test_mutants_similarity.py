@@ -6,7 +6,11 @@ bands and floors are worked out by hand in the comments.
 Equivalent survivors:
 - `rouge_l`'s `not a or not b` -> `and`: with one list empty the LCS is 0 and the next check returns 0.0 as well.
 - `match`'s `if not found: return None`: with no candidates the loop below finds nothing and returns None too.
-- the signature table's first size 16 -> 17: it only decides when the table doubles.
+- the signature table's first size 16 -> 17: it only decides when the table doubles; its dtype uint32 -> None
+  (float64): every uint32 is exact in a float64, so the agreement counts are the same.
+- `lsh_bands`'s `>= recall` -> `> recall`: differs only when the computed probability equals ``recall`` exactly.
+- `match`'s ``count=len(found)`` left out of `np.fromiter`: it only preallocates.
+- `first_of_near_duplicates` passing no ``sketch`` to `match` / `add`: they compute the same sketch again.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ def test_lsh_shape_and_agreement_floor_at_0_7():
     assert (index.threshold, index.bands, index.rows) == (0.7, 64, 4)
     # (0.5385 - 4 * sqrt(0.5385 * 0.4615 / 256)) * 256 = (0.5385 - 0.1246) * 256 = 105.9 -> 106
     assert index.min_agree == 106
+    # bound 0.2 / 1.8 = 0.111: two rows per band reach only 1 - (1 - 0.111**2)**128 = 0.80, so one row per band
+    assert lsh_bands(0.2) == (256, 1)
+    # rows 5 at 0.7 reach 0.90581 with 256 // 5 = 51 bands (0.90668 with 256 / 5 = 51.2): a recall between them stops at 4
+    assert lsh_bands(0.7, 256, 0.90625) == (64, 4)
 
 
 def test_threshold_one_needs_every_place_to_agree_and_an_exact_copy():
@@ -68,6 +76,17 @@ def test_length_window_includes_its_exact_edges(indexed, query):
     found = index.match(query)
     assert found is not None and found[0] == 0 and found[1] == pytest.approx(2 / 3)
     assert (index.candidates, index.comparisons) == (1, 1)
+
+
+def test_a_candidate_outside_the_length_window_is_skipped_not_compared():
+    # threshold 2/3: a 9-token text may match 4.5 to 18 tokens; "a b c d" (4 tokens, Jaccard 4/9) is a candidate only
+    index = NearDuplicateIndex(2 / 3)
+    index.add("a b c d")
+    assert index.match("a b c d e f g h i") is None
+    assert (index.candidates, index.comparisons) == (1, 0)
+    index.add("a b c d e f g h i")
+    assert index.match("a b c d e f g h i") == (1, 1.0)  # the skipped one does not end the search
+    assert index.comparisons == 1
 
 
 def test_every_member_of_a_shared_bucket_is_a_candidate_and_the_lowest_index_wins():
