@@ -8,7 +8,6 @@ Equivalent survivors:
 - `match`'s `if not found: return None`: with no candidates the loop below finds nothing and returns None too.
 - the signature table's first size 16 -> 17: it only decides when the table doubles; its dtype uint32 -> None
   (float64): every uint32 is exact in a float64, so the agreement counts are the same.
-- `lsh_bands`'s `>= recall` -> `> recall`: differs only when the computed probability equals ``recall`` exactly.
 - `match`'s ``count=len(found)`` left out of `np.fromiter`: it only preallocates.
 - `first_of_near_duplicates` passing no ``sketch`` to `match` / `add`: they compute the same sketch again.
 """
@@ -43,6 +42,8 @@ def test_lsh_shape_and_agreement_floor_at_0_7():
     assert lsh_bands(0.2) == (256, 1)
     # rows 5 at 0.7 reach 0.90581 with 256 // 5 = 51 bands (0.90668 with 256 / 5 = 51.2): a recall between them stops at 4
     assert lsh_bands(0.7, 256, 0.90625) == (64, 4)
+    at_five_rows = 1 - (1 - (0.7 / 1.3) ** 5) ** 51  # a recall exactly met with 5 rows takes 5 rows
+    assert lsh_bands(0.7, 256, at_five_rows) == (51, 5)
 
 
 def test_threshold_one_needs_every_place_to_agree_and_an_exact_copy():
