@@ -34,6 +34,8 @@ prefdata/contract/row.py        tests/test_row.py tests/test_mutants_row.py test
 prefdata/contract/rules.py      tests/test_mutants_rules.py tests/test_mutants_row.py tests/test_contract_rules.py tests/test_contract_units.py tests/test_row.py
 prefdata/contract/render.py     tests/test_render.py tests/test_mutants_render.py tests/test_contract_units.py tests/test_formats.py
 prefdata/contract/phases.py     tests/test_contract_phases.py tests/test_mutants_phases.py tests/test_mutants_export.py tests/test_split.py
+prefdata/contract/nesting.py    tests/test_mutants_nesting.py tests/test_mutants_formats_common.py tests/test_contract_units.py
+prefdata/contract/errors.py     tests/test_mutants_errors.py tests/test_contract_units.py tests/test_row.py
 prefdata/contract/*             tests/test_row.py tests/test_contract_units.py tests/test_render.py tests/test_formats.py
 prefdata/formats/hh.py          tests/test_hh.py tests/test_hh_fast_path.py tests/test_formats.py tests/test_mutants_hh.py
 prefdata/formats/shp.py         tests/test_shp.py tests/test_mutants_quarantine.py tests/test_mutants_shp.py
@@ -45,11 +47,14 @@ prefdata/formats/dschat.py      tests/test_mutants_formats_dschat.py tests/test_
 prefdata/formats/chatllama.py   tests/test_mutants_formats_chatllama.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
 prefdata/formats/orca.py        tests/test_mutants_formats_orca.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
 prefdata/formats/mapping.py     tests/test_mutants_formats_mapping.py tests/test_formats.py tests/test_formats_v2.py tests/test_contract_units.py
+prefdata/formats/unsup.py       tests/test_mutants_unsup.py tests/test_formats.py tests/test_contract_units.py
 prefdata/formats/*              tests/test_formats.py tests/test_contract_units.py
 prefdata/pipeline/dedup.py      tests/test_dedup.py tests/test_mutants_dedup.py tests/test_split.py
 prefdata/pipeline/records.py    tests/test_records.py tests/test_mutants_quarantine.py tests/test_bad_input.py tests/test_mutants_records.py
+prefdata/pipeline/similarity.py tests/test_mutants_similarity.py
+prefdata/pipeline/progress.py   tests/test_mutants_progress.py tests/test_import.py
 prefdata/pipeline/parallel.py   tests/test_mutants_parallel.py tests/test_hh_fast_path.py tests/test_records.py tests/test_hh.py
-prefdata/jobs/split.py          tests/test_split.py tests/test_mutants_split.py
+prefdata/jobs/split.py          tests/test_mutants_split.py tests/test_split.py --deselect tests/test_split.py::test_groups_never_straddle_and_shuffled_input_gives_identical_output --deselect tests/test_split.py::test_appending_ten_percent_keeps_old_rows_in_place
 prefdata/jobs/export.py         tests/test_export.py tests/test_mutants_export.py tests/test_mutants_export_io.py
 prefdata/jobs/export_formats.py tests/test_mutants_export_formats.py tests/test_export_kinds.py tests/test_mutants_export.py tests/test_consumers_chatllama.py tests/test_consumers_llamafactory.py tests/test_consumers_dschat.py
 prefdata/jobs/split_pairs.py    tests/test_split_pairs.py tests/test_mutants_split_pairs.py tests/test_split.py
