@@ -3,11 +3,15 @@ latency, as a share of the ideal ``concurrency / latency``. Goal (issue #12): at
 against a 100 ms server.
 
 The fake OpenAI-compatible server (tests/fake_openai_server.py, ``--reply seeded``: each seed gives another answer)
-runs in its own process, so its CPU is not counted. Three rows, each on a fresh cache:
+runs in its own process, so its CPU is not counted. Four rows, each on a fresh cache:
 - ``engine``: the bare engine over the same requests (`ordered_map` + `Engine.complete`), the floor of the job's cost;
+- ``engine, collector left on`` (baseline): the same, without `prefdata.llm.collector` (Python's collector settings as
+  they are), run right after it;
 - ``generate``: the whole job function — reading the prompts' dataset, the requests, quarantine checks, rows, Arrow
   shards and the manifest — timed from the call to its return;
 - ``generate, 2 policies``: the same prompts from two policies on two servers (two engines), K answers each.
+
+The last column is the time Python's garbage collector took during the row (`gc.callbacks`).
 
     python bench/generate_throughput.py [--prompts 500] [--k 4] [--concurrency 64] [--latency 0.1]
 """
@@ -23,6 +27,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the fake server lives in test
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import gc  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -31,6 +37,7 @@ from fake_openai_server import spawn  # noqa: E402
 
 from prefdata.contract.row import make_row  # noqa: E402
 from prefdata.jobs.generate import _Job, generate, parse_policies, read_prompts  # noqa: E402
+from prefdata.llm import engine as engine_module  # noqa: E402
 from prefdata.llm.batch import ordered_map  # noqa: E402
 from prefdata.llm.engine import Engine, LLMConfig  # noqa: E402
 from prefdata.storage.dataset import DatasetWriter  # noqa: E402
@@ -67,6 +74,35 @@ def run_generate(directory: Path, out: Path, models: list[str], k: int, cfg: LLM
     return manifest["generate"]["answers_requested"], time.perf_counter() - start, time.process_time() - cpu
 
 
+class CollectorClock:
+    """Seconds Python's garbage collector ran since the last `take` (a `gc.callbacks` hook)."""
+
+    def __init__(self) -> None:
+        self.seconds, self._started = 0.0, 0.0
+        gc.callbacks.append(self._hook)
+
+    def _hook(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+    def take(self) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+
+@contextlib.contextmanager
+def collector_left_on():
+    """The engine without `collector_out_of_the_way`: the baseline row."""
+    keep = engine_module.collector_out_of_the_way
+    engine_module.collector_out_of_the_way = contextlib.nullcontext
+    try:
+        yield
+    finally:
+        engine_module.collector_out_of_the_way = keep
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=500)
@@ -77,6 +113,7 @@ def main() -> None:
     first, url = spawn(args.latency, "seeded")
     second, url2 = spawn(args.latency, "seeded")
     rows = []
+    collector = CollectorClock()
     try:
         with tempfile.TemporaryDirectory(prefix="prefdata-genbench-") as tmp:
             work = Path(tmp)
@@ -84,25 +121,30 @@ def main() -> None:
             # warm both servers' listeners and this process's imports on a few prompts first
             run_generate(prompts_dir(work / "warm", 8), work / "warm-out", ["policy"], args.k,
                          config(url, args.concurrency, work / "warm.sqlite"))
+            collector.take()
             measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency, work / "c0.sqlite"))
-            rows.append(("engine", 1, *measured, args.concurrency / args.latency))
+            rows.append(("engine", 1, *measured, args.concurrency / args.latency, collector.take()))
+            with collector_left_on():
+                measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency, work / "c3.sqlite"))
+            rows.append(("engine, collector left on (baseline)", 1, *measured, args.concurrency / args.latency,
+                         collector.take()))
             measured = run_generate(directory, work / "out1", ["policy"], args.k,
                                     config(url, args.concurrency, work / "c1.sqlite"))
-            rows.append(("generate", 1, *measured, args.concurrency / args.latency))
+            rows.append(("generate", 1, *measured, args.concurrency / args.latency, collector.take()))
             measured = run_generate(directory, work / "out2", [f"a={url}", f"b={url2}"], args.k,
                                     config(url, args.concurrency, work / "c2.sqlite"))
-            rows.append(("generate, 2 policies", 2, *measured, 2 * args.concurrency / args.latency))
+            rows.append(("generate, 2 policies", 2, *measured, 2 * args.concurrency / args.latency, collector.take()))
     finally:
         first.kill()
         second.kill()
     print(f"K = {args.k}, {args.prompts} prompts, {args.concurrency} in flight per server, "
           f"{args.latency * 1000:g} ms per request\n")
-    print("| path | servers | requests | wall s | req/s | ideal req/s | % of ideal | CPU ms/request |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, servers, requests, wall, cpu, ideal in rows:
+    print("| path | servers | requests | wall s | req/s | ideal req/s | % of ideal | CPU ms/request | collector s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, servers, requests, wall, cpu, ideal, collected in rows:
         rate = requests / wall
         print(f"| {name} | {servers} | {requests:,} | {wall:.2f} | {rate:,.1f} | {ideal:,.0f} | {rate / ideal:.0%} | "
-              f"{1000 * cpu / requests:.2f} |")
+              f"{1000 * cpu / requests:.2f} | {collected:.3f} |")
     print(f"\nload average over the last minute: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 

@@ -268,3 +268,12 @@ def test_requests_carry_auth_and_content_headers_but_not_the_clients_platform_te
     assert {"authorization", "content-type", "user-agent", "x-stainless-retry-count"} <= names
     assert not {"x-stainless-os", "x-stainless-arch", "x-stainless-runtime", "x-stainless-runtime-version",
                 "x-stainless-lang", "x-stainless-package-version", "x-stainless-async"} & names
+
+
+@pytest.mark.parametrize("suffix", ["", "/"])
+def test_requests_reach_the_chat_completions_path_under_the_base_url(server, tmp_path, suffix):
+    """The engine hands the client an absolute URL: the base URL's path is kept, with or without its last slash."""
+    cfg = engine_config(server, tmp_path, base_url=server.url + suffix)
+    results, _ = run_all(cfg, numbered_requests(cfg, 2))
+    assert [r.text for r in results] == ["echo: question number 0", "echo: question number 1"]
+    assert [r["path"] for r in server.requests] == ["/v1/chat/completions"] * 2

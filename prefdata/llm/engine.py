@@ -15,6 +15,7 @@ else; every message built from the server's text goes through `redact` (a 401 bo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import time
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 from prefdata.contract.errors import PrefdataError
 from prefdata.llm.accounting import Accounting, estimate_tokens
 from prefdata.llm.cache import open_cache, request_key
+from prefdata.llm.collector import collector_out_of_the_way
 from prefdata.llm.redact import API_KEY_ENV, redact
 from prefdata.llm.retry import Malformed, retry_delay
 
@@ -212,6 +214,9 @@ class Engine:
         self._tpm = Pacer(config.tpm, paced) if config.tpm else None
         self._failure: str | None = None  # the message of the request that failed for good: the run is stopping
         self._stopped = asyncio.Event()
+        # Absolute: the client parses a relative path and joins it to its base URL again on every request.
+        self._url = config.resolved_base_url().rstrip("/") + "/chat/completions"
+        self._collector = contextlib.ExitStack()
 
     async def __aenter__(self) -> Engine:
         # The cap on requests in flight is a queue of client slots, which also bounds each client's connection pool.
@@ -224,9 +229,11 @@ class Engine:
         if not self.config.dry_run:
             ssl_context = ssl.create_default_context()  # built once: loading the CA bundle costs ~40 ms each time
             self._clients = [self._make_client(ssl_context) for _ in range(clients)]
+            self._collector.enter_context(collector_out_of_the_way())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._collector.close()
         for client in self._clients:
             await client.close()
         self.cache.close()
@@ -372,7 +379,7 @@ class Engine:
         attempt = 0
         while True:
             try:
-                reply = await client.post("/chat/completions", cast_to=object, body=body,
+                reply = await client.post(self._url, cast_to=object, body=body,
                                           options={"headers": {RETRY_COUNT_HEADER: str(attempt)}})
                 return _parse_reply(reply, request)
             except Exception as e:
