@@ -14,6 +14,7 @@ from support import write_dataset
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.row import make_row, row_meta
 from prefdata.jobs.generate import Policy, generate
+from prefdata.llm.batch import items_under_way
 from prefdata.llm.engine import LLMConfig
 from prefdata.storage.dataset import iter_rows
 
@@ -196,3 +197,10 @@ def test_max_cost_caps_the_run_across_policies(prompts_dir, tmp_path):
         sent = len(first.requests) + len(second.requests)
     # a request costs about 0.02 here (~20 tokens at 1000 per 1M): the 24 requests of the two policies cannot all fit
     assert 0 < sent < 2 * 3 * K and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("slots", "per_item", "window"), [(64, 4, 65), (128, 4, 129), (16, 1, 65), (64, 3, 87),
+                                                         (1, 100, 2), (8, 0, 33)])
+def test_enough_prompts_are_under_way_for_four_requests_per_slot(slots, per_item, window):
+    """A freed slot must find a request waiting for it: 4 per slot, rounded up, plus the prompt at the head."""
+    assert items_under_way(slots, per_item) == window

@@ -24,7 +24,7 @@ from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, canonical_json, make_row
 from prefdata.jobs.score import conversation_text, derive_seed
 from prefdata.jobs.synthesize import is_refusal
-from prefdata.llm.batch import DryRunEstimate, engines_for, ordered_map
+from prefdata.llm.batch import DryRunEstimate, engines_for, items_under_way, ordered_map
 from prefdata.llm.engine import ChatRequest, ChatResult, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
@@ -204,8 +204,7 @@ class _Job:
                 results = await asyncio.gather(*(_ask(engines[p.name], r) for p, i, r in asks))
                 return item, [Answer(p, i, r, res) for (p, i, r), res in zip(asks, results)]
 
-            # enough prompts under way to keep every server's slots busy (each prompt asks `per_prompt` requests)
-            window = -(-2 * self.config.concurrency * len(self.policies) // per_prompt) + 1
+            window = items_under_way(self.config.concurrency * len(self.policies), per_prompt)
             bar = progress(None, desc="generate", total=len(prompts) * per_prompt, quiet=self.quiet, unit="answer")
             async for item, answers in ordered_map(prompts, answer_all, window=window):
                 self._write(loop, f"{directory}/{item.split}", item, answers, hosts)

@@ -26,7 +26,7 @@ from prefdata.contract.row import PREFERENCE_SCHEMA_ID, canonical_json, make_row
 from prefdata.jobs import rank_judges
 from prefdata.jobs.generate import parse_policies
 from prefdata.jobs.score import JUDGE_TEMPERATURE, conversation_text
-from prefdata.llm.batch import DryRunEstimate, engines_for, ordered_map
+from prefdata.llm.batch import DryRunEstimate, engines_for, items_under_way, ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import ASPECT_PREFIX, aspect_names, fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
@@ -233,10 +233,9 @@ class _LLMMethod(_Method):
                     reason = f"the server refused a judge request (HTTP {e.status}): {e.message}"
                     return group, [Reject("llm_rejected", reason, row) for row in group.rows]
 
-            # enough prompts under way to keep every judge's slots busy
             per_group = max(1, self.requests_per_answer() * max((len(g.rows) for g in groups), default=1))
             concurrency = next(iter(self.configs.values())).concurrency
-            window = -(-2 * concurrency * len(engines) // per_group) + 1
+            window = items_under_way(concurrency * len(engines), per_group)
             bar = progress(None, desc="rank", total=len(groups), quiet=quiet, unit="prompt")
             async for group, outcomes in ordered_map(groups, one, window=window):
                 done.update(self.ranked_rows(group, outcomes))
