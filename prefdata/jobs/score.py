@@ -18,7 +18,7 @@ from typing import Any
 from prefdata.contract.errors import RowError
 from prefdata.contract.render import render
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, Side, make_row, reply, row_kind, row_meta, short_hash
-from prefdata.llm.batch import DryRunEstimate, ordered_map
+from prefdata.llm.batch import DryRunEstimate, items_under_way, ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
@@ -204,7 +204,7 @@ async def _score_rows(directory, writer, config, template, judge_meta, pairwise,
         items = ((i, split, row) for i, (split, row) in enumerate(iter_rows(directory)))
         loop, file = RecordLoop(writer), str(directory)
         try:
-            async for index, split, result in ordered_map(items, judge, window=4 * config.concurrency):
+            async for index, split, result in ordered_map(items, judge, window=items_under_way(config.concurrency, 1)):
                 if isinstance(result, Reject):
                     loop.quarantine(result.at(file=file, index=index))
                 else:

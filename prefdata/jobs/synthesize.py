@@ -23,7 +23,7 @@ from typing import Any
 from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, make_row
 from prefdata.jobs.score import derive_seed, score_pointwise
-from prefdata.llm.batch import DryRunEstimate, ordered_map
+from prefdata.llm.batch import DryRunEstimate, items_under_way, ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
@@ -189,7 +189,7 @@ class _Job:
             requests = [self.generation_request(round_index, i, kept) for i in range(count)]
             stats["generation_requests"] += count
             async for request_index, result in ordered_map(
-                    enumerate(requests), lambda item: self._ask(engine, item), window=4 * self.config.concurrency):
+                    enumerate(requests), lambda item: self._ask(engine, item), window=items_under_way(self.config.concurrency, 1)):
                 if isinstance(result, RequestRejected):
                     writer.warn(f"generation request {round_index}/{request_index} refused: HTTP {result.status}")
                     continue
@@ -249,7 +249,7 @@ class _Job:
 
         bar = progress(None, desc=f"synthesize {self.kind}: completions", total=len(kept), quiet=self.quiet, unit="row")
         position = 0
-        async for prompt, done, problem in ordered_map(kept, complete, window=4 * self.config.concurrency):
+        async for prompt, done, problem in ordered_map(kept, complete, window=items_under_way(self.config.concurrency, 1)):
             if problem is not None:
                 loop.quarantine(problem.at(file=GENERATED, index=position))
             else:

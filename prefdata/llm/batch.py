@@ -56,7 +56,8 @@ REQUESTS_UNDER_WAY_PER_SLOT = 4
 
 def items_under_way(slots: int, requests_per_item: int) -> int:
     """The ``window`` of `ordered_map` over items that each send ``requests_per_item`` requests to ``slots`` slots:
-    enough that ~`REQUESTS_UNDER_WAY_PER_SLOT` requests per slot are under way.
+    enough that ~`REQUESTS_UNDER_WAY_PER_SLOT` requests per slot are under way (an item whose count varies, such as
+    a judged pair asked once or in both orders, counts as its smallest: one).
 
     A freed slot is taken only in the event loop's next turn, and a finished item reaches the writer only several turns
     after its last reply; with too few requests waiting, slots stand free meanwhile. At 64 slots and 4 requests per
