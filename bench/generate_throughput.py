@@ -3,17 +3,27 @@ latency, as a share of the ideal ``concurrency / latency``. Goal (issue #12): at
 against a 100 ms server.
 
 The fake OpenAI-compatible server (tests/fake_openai_server.py, ``--reply seeded``: each seed gives another answer)
-runs in its own process, so its CPU is not counted. Four rows, each on a fresh cache:
+runs in its own process, so its CPU is not counted. Six rows, each on a fresh cache:
 - ``engine``: the bare engine over the same requests (`ordered_map` + `Engine.complete`), the floor of the job's cost;
 - ``engine, collector left on`` (baseline): the same, without `prefdata.llm.collector` (Python's collector settings as
   they are), run right after it;
+- ``engine, none beside the wire`` (baseline): the same, with no request in the client beyond the ``--concurrency``
+  at the server (`prefdata.llm.wire`, ``BESIDE_THE_WIRE = 0``): the cap as it was counted before, around the whole
+  openai call;
 - ``generate``: the whole job function — reading the prompts' dataset, the requests, quarantine checks, rows, Arrow
   shards and the manifest — timed from the call to its return;
-- ``generate, 2 policies``: the same prompts from two policies on two servers (two engines), K answers each.
+- ``generate, 2 policies``: the same prompts from two policies on two servers (two engines), K answers each;
+- ``bare asyncio client`` (the ceiling): as many requests over plain keep-alive connections, no openai client, no
+  cache (`bench/llm_throughput.py`'s `measure_raw`): what this machine and the fake server allow at all.
 
 The last column is the time Python's garbage collector took during the row (`gc.callbacks`).
 
-    python bench/generate_throughput.py [--prompts 500] [--k 4] [--concurrency 64] [--latency 0.1]
+2,000 prompts by default (8,000 requests at K = 4), about the size of the bundled HH-RLHF test split (2,312 prompts):
+a job of 500 prompts lasts ~3 s at the ideal rate, and its fixed part (reading the prompts, opening the engine, the
+first requests all leaving together and the last ones coming back alone, writing the manifest: ~0.15-0.2 s) is then
+5-8 % of it. ``--prompts 500`` measures that shorter job.
+
+    python bench/generate_throughput.py [--prompts 2000] [--k 4] [--concurrency 64] [--latency 0.1]
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from fake_openai_server import spawn  # noqa: E402
+from llm_throughput import measure_raw  # noqa: E402
 
 from prefdata.contract.row import make_row  # noqa: E402
 from prefdata.jobs.generate import _Job, generate, parse_policies, read_prompts  # noqa: E402
@@ -93,6 +104,17 @@ class CollectorClock:
 
 
 @contextlib.contextmanager
+def none_beside_the_wire():
+    """The engine with its cap counted around the whole openai call: the wire gate's baseline row."""
+    keep = engine_module.BESIDE_THE_WIRE
+    engine_module.BESIDE_THE_WIRE = 0
+    try:
+        yield
+    finally:
+        engine_module.BESIDE_THE_WIRE = keep
+
+
+@contextlib.contextmanager
 def collector_left_on():
     """The engine without `collector_out_of_the_way`: the baseline row."""
     keep = engine_module.collector_out_of_the_way
@@ -105,7 +127,7 @@ def collector_left_on():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=500)
+    parser.add_argument("--prompts", type=int, default=2000)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.1)
@@ -128,12 +150,21 @@ def main() -> None:
                 measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency, work / "c3.sqlite"))
             rows.append(("engine, collector left on (baseline)", 1, *measured, args.concurrency / args.latency,
                          collector.take()))
+            with none_beside_the_wire():
+                measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency, work / "c4.sqlite"))
+            rows.append(("engine, none beside the wire (baseline)", 1, *measured, args.concurrency / args.latency,
+                         collector.take()))
             measured = run_generate(directory, work / "out1", ["policy"], args.k,
                                     config(url, args.concurrency, work / "c1.sqlite"))
             rows.append(("generate", 1, *measured, args.concurrency / args.latency, collector.take()))
             measured = run_generate(directory, work / "out2", [f"a={url}", f"b={url2}"], args.k,
                                     config(url, args.concurrency, work / "c2.sqlite"))
             rows.append(("generate, 2 policies", 2, *measured, 2 * args.concurrency / args.latency, collector.take()))
+            requests = args.prompts * args.k
+            start, cpu = time.perf_counter(), time.process_time()
+            asyncio.run(measure_raw(url, args.concurrency, requests))
+            rows.append(("bare asyncio client (ceiling)", 1, requests, time.perf_counter() - start,
+                         time.process_time() - cpu, args.concurrency / args.latency, collector.take()))
     finally:
         first.kill()
         second.kill()

@@ -43,6 +43,7 @@ from fake_openai_server import FakeOpenAI, spawn  # noqa: E402
 from prefdata.llm import engine as engine_module  # noqa: E402
 from prefdata.llm.batch import ordered_map  # noqa: E402
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig  # noqa: E402
+from prefdata.llm.wire import gated  # noqa: E402
 
 
 async def measure(base_url: str, concurrency: int, requests: int, cache: Path, *, max_tokens: int = 16,
@@ -65,11 +66,11 @@ async def measure(base_url: str, concurrency: int, requests: int, cache: Path, *
     return requests / wall, cpu / requests
 
 
-def httpx2_client(timeout: float, ssl_context):
+def httpx2_client(timeout: float, ssl_context, gate):
     """The openai client's default HTTP client (httpx2's own pool): the baseline of the engine's aiohttp client."""
     import openai
 
-    return openai.DefaultAsyncHttpxClient(timeout=timeout, verify=ssl_context)
+    return gated(openai.DefaultAsyncHttpxClient)(gate=gate, timeout=timeout, verify=ssl_context)
 
 
 async def measure_with(client_factory, *args, **kwargs) -> tuple[float, float]:

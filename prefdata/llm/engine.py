@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import ssl
 import time
@@ -30,10 +31,17 @@ from prefdata.llm.cache import open_cache, request_key
 from prefdata.llm.collector import collector_out_of_the_way
 from prefdata.llm.redact import API_KEY_ENV, redact
 from prefdata.llm.retry import Malformed, retry_delay
+from prefdata.llm.wire import WireGate, gated
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ROW_LEVEL_STATUS = frozenset({400, 413, 422})  # this one request is refused (e.g. too long): quarantine the record
 CONNECTIONS_PER_CLIENT = 8
+# Requests that may be in the client, being built or read, beside the --concurrency ones at the server
+# (`prefdata.llm.wire`): a quarter more. Measured at 64 in flight: 1/8 more gained less, half as many about the same,
+# as many again nothing or worse (bench/RESULTS.md, "The wire gate"). None under --rpm/--tpm: there the schedule sets the pace, and a request takes its turn when it enters
+# the client, so one waiting there for a place would be sent later than its turn, closer to the next one than the
+# limit allows, and under --tpm would reserve before the reply ahead of it had told what a reply costs.
+BESIDE_THE_WIRE = 0.25
 RETRY_COUNT_HEADER = "x-stainless-retry-count"  # the attempt number, in the header the openai client uses for it
 # The client's platform telemetry (OS, arch, runtime, versions), left out of every request: no server needs it, and
 # each header is parsed again at every layer of the HTTP stack (~10 % of the client's CPU per request,
@@ -207,6 +215,9 @@ class Engine:
         self.cache = open_cache(config.cache)
         self._clients: list = []
         self._slots: asyncio.Queue[int] | None = None
+        self.wire: WireGate | None = None
+        beside = 0 if config.rpm or config.tpm else math.ceil(config.concurrency * BESIDE_THE_WIRE)
+        self.places_in_client = config.concurrency + beside
         self._clock = clock or Clock()
         # The pacers sleep through `_sleep_unless_stopped`, so a request waiting for its turn learns of a stop at once.
         paced = Clock(now=self._clock.now, sleep=self._sleep_unless_stopped)
@@ -219,12 +230,15 @@ class Engine:
         self._collector = contextlib.ExitStack()
 
     async def __aenter__(self) -> Engine:
-        # The cap on requests in flight is a queue of client slots, which also bounds each client's connection pool.
-        # Connections are spread over several clients of at most CONNECTIONS_PER_CLIENT each: httpx2's pool (the
-        # benchmark's baseline) scans every connection it holds per request; aiohttp's pool measures the same either way.
+        # --concurrency caps the requests at the server (the wire gate, around the HTTP client's send); a few more
+        # may be in the client, being built or read, so that no place at the server waits for that (BESIDE_THE_WIRE).
+        # A request's place in the client is a queue of client slots. Requests are spread over several clients of
+        # about CONNECTIONS_PER_CLIENT places each: httpx2's pool (the benchmark's baseline) scans every
+        # connection it holds per request; aiohttp's pool measures the same either way.
+        self.wire = WireGate(self.config.concurrency, self._raise_if_stopped)
         self._slots = asyncio.Queue()
         clients = -(-self.config.concurrency // CONNECTIONS_PER_CLIENT)
-        for slot in range(self.config.concurrency):
+        for slot in range(self.places_in_client):
             self._slots.put_nowait(slot % clients)
         if not self.config.dry_run:
             ssl_context = ssl.create_default_context()  # built once: loading the CA bundle costs ~40 ms each time
@@ -246,7 +260,7 @@ class Engine:
             base_url=self.config.resolved_base_url(),
             timeout=self.config.timeout,
             max_retries=0,  # retried in `_send`, where every attempt is paced and a stop is seen
-            http_client=http_client(self.config.timeout, ssl_context),
+            http_client=http_client(self.config.timeout, ssl_context, self.wire),
             default_headers={name: openai.Omit() for name in OMITTED_HEADERS},
         )
 
@@ -337,9 +351,13 @@ class Engine:
 
     async def _send_bounded(self, request: ChatRequest, client, tokens: int) -> ChatResult:
         """`_send`, its retries within ``max_retry_time`` in all; a final failure stops the run with one clear line."""
+        await self._pace(tokens)  # the first turn is not counted against --max-retry-time: it bounds the retries
+        with self.wire.judging():  # a failed exchange's place at the server is given back once this is judged
+            return await self._judge(request, client, tokens)
+
+    async def _judge(self, request: ChatRequest, client, tokens: int) -> ChatResult:
         import openai
 
-        await self._pace(tokens)  # the first turn is not counted against --max-retry-time: it bounds the retries
         started = time.monotonic()
         try:
             return await asyncio.wait_for(self._send(request, client, tokens), self.config.max_retry_time)
@@ -386,6 +404,7 @@ class Engine:
                 delay = retry_delay(e, attempt) if attempt < self.config.max_retries else None
                 if delay is None:
                     raise
+            self.wire.judged()  # asked again: the place it held at the server goes to the next request
             attempt += 1
             self.accounting.retries += 1
             if delay:
@@ -398,15 +417,16 @@ class Engine:
                 **self.accounting.summary()}
 
 
-def http_client(timeout: float, ssl_context: ssl.SSLContext):
-    """The HTTP client under each `openai.AsyncOpenAI`: aiohttp, openai's documented option for concurrency.
+def http_client(timeout: float, ssl_context: ssl.SSLContext, gate: WireGate):
+    """The HTTP client under each `openai.AsyncOpenAI`: aiohttp, openai's documented option for concurrency, each
+    exchange through the engine's wire gate.
 
     At 64 in flight the client's CPU per request is what caps throughput; with the client's default (httpx2's own
     pool) it is ~40 % higher: bench/llm_throughput.py measures both in one run.
     """
     import openai
 
-    return openai.DefaultAioHttpClient(timeout=timeout, verify=ssl_context)
+    return gated(openai.DefaultAioHttpClient)(gate=gate, timeout=timeout, verify=ssl_context)
 
 
 def _parse_reply(reply: Any, request: ChatRequest) -> ChatResult:
