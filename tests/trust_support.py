@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -55,12 +56,19 @@ def cli(*argv, timeout: float = 300, preexec_fn=None) -> subprocess.CompletedPro
 def start_paused(module: str, attribute: str, *argv) -> subprocess.Popen:
     """The CLI paused at the first call of ``module.attribute`` (it has printed ``paused`` when this returns)."""
     process = subprocess.Popen([sys.executable, "-c", PAUSE, module, attribute, *map(str, argv)], env=env(), cwd=REPO,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_interruptible)
     line = process.stdout.readline()
     if line.strip() != "paused":
         process.kill()
         raise AssertionError(f"did not pause: {line!r} {process.stderr.read()}")
     return process
+
+
+def _interruptible() -> None:
+    """In the child: SIGINT as a terminal gives it. A suite started in the background by a shell without job control
+    (``cmd &`` in a script) inherits SIGINT ignored, and a process that starts with it ignored rightly keeps it so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def resume(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
