@@ -37,10 +37,11 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ROW_LEVEL_STATUS = frozenset({400, 413, 422})  # this one request is refused (e.g. too long): quarantine the record
 CONNECTIONS_PER_CLIENT = 8
 # Requests that may be in the client, being built or read, beside the --concurrency ones at the server
-# (`prefdata.llm.wire`): a quarter more. Measured at 64 in flight: 1/8 more gained less, half as many about the same,
-# as many again nothing or worse (bench/RESULTS.md, "The wire gate"). None under --rpm/--tpm: there the schedule sets the pace, and a request takes its turn when it enters
-# the client, so one waiting there for a place would be sent later than its turn, closer to the next one than the
-# limit allows, and under --tpm would reserve before the reply ahead of it had told what a reply costs.
+# (`prefdata.llm.wire`): a quarter more. Measured at 64 in flight: an eighth more gained less, a half more about the
+# same, as many again nothing or worse (bench/RESULTS.md, "The wire gate"). None under --rpm/--tpm: there the
+# schedule sets the pace, and a request takes its turn when it enters the client, so one waiting there for a place
+# would be sent later than its turn, closer to the next one than the limit allows, and under --tpm would reserve
+# before the reply ahead of it had told what a reply costs.
 BESIDE_THE_WIRE = 0.25
 RETRY_COUNT_HEADER = "x-stainless-retry-count"  # the attempt number, in the header the openai client uses for it
 # The client's platform telemetry (OS, arch, runtime, versions), left out of every request: no server needs it, and
