@@ -42,6 +42,7 @@ import gc  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from unittest import mock  # noqa: E402
 
 from fake_openai_server import spawn  # noqa: E402
 from llm_throughput import measure_raw  # noqa: E402
@@ -103,28 +104,6 @@ class CollectorClock:
         return seconds
 
 
-@contextlib.contextmanager
-def none_beside_the_wire():
-    """The engine with its cap counted around the whole openai call: the wire gate's baseline row."""
-    keep = engine_module.BESIDE_THE_WIRE
-    engine_module.BESIDE_THE_WIRE = 0
-    try:
-        yield
-    finally:
-        engine_module.BESIDE_THE_WIRE = keep
-
-
-@contextlib.contextmanager
-def collector_left_on():
-    """The engine without `collector_out_of_the_way`: the baseline row."""
-    keep = engine_module.collector_out_of_the_way
-    engine_module.collector_out_of_the_way = contextlib.nullcontext
-    try:
-        yield
-    finally:
-        engine_module.collector_out_of_the_way = keep
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=2000)
@@ -144,16 +123,17 @@ def main() -> None:
             run_generate(prompts_dir(work / "warm", 8), work / "warm-out", ["policy"], args.k,
                          config(url, args.concurrency, work / "warm.sqlite"))
             collector.take()
-            measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency, work / "c0.sqlite"))
-            rows.append(("engine", 1, *measured, args.concurrency / args.latency, collector.take()))
-            with collector_left_on():
-                measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency, work / "c3.sqlite"))
-            rows.append(("engine, collector left on (baseline)", 1, *measured, args.concurrency / args.latency,
-                         collector.take()))
-            with none_beside_the_wire():
-                measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency, work / "c4.sqlite"))
-            rows.append(("engine, none beside the wire (baseline)", 1, *measured, args.concurrency / args.latency,
-                         collector.take()))
+            engine_rows = [
+                ("engine", contextlib.nullcontext()),
+                ("engine, collector left on (baseline)",
+                 mock.patch.object(engine_module, "collector_out_of_the_way", contextlib.nullcontext)),
+                ("engine, none beside the wire (baseline)", mock.patch.object(engine_module, "BESIDE_THE_WIRE", 0)),
+            ]
+            for number, (name, setting) in enumerate(engine_rows):
+                with setting:
+                    measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency,
+                                                       work / f"engine{number}.sqlite"))
+                rows.append((name, 1, *measured, args.concurrency / args.latency, collector.take()))
             measured = run_generate(directory, work / "out1", ["policy"], args.k,
                                     config(url, args.concurrency, work / "c1.sqlite"))
             rows.append(("generate", 1, *measured, args.concurrency / args.latency, collector.take()))

@@ -14,22 +14,27 @@ from prefdata.llm.batch import ordered_map
 from prefdata.llm.engine import Engine, LLMConfig, RequestFailed
 
 
-def run(cfg: LLMConfig, count: int, limit: float = 20.0) -> tuple[list, Engine]:
-    """Every request of ``count``; a run that does not end within ``limit`` seconds fails (a place never given back).
+async def within(results, limit: float = 20.0) -> list:
+    """``results`` (an async iterator) collected; a run that does not end within ``limit`` seconds fails (a place at
+    the server never given back).
 
     Not `asyncio.wait_for`: cancelling the run waits for the requests under way, which a lost place keeps waiting;
     `asyncio.run` cancels every task on the way out, the stuck ones included.
     """
 
+    async def collect() -> list:
+        return [r async for r in results]
+
+    task = asyncio.ensure_future(collect())
+    done, _ = await asyncio.wait({task}, timeout=limit)
+    assert done, f"the run did not end within {limit:g}s: a place at the server was never given back"
+    return task.result()
+
+
+def run(cfg: LLMConfig, count: int) -> tuple[list, Engine]:
     async def main():
         async with Engine(cfg) as engine:
-            async def collect():
-                return [r async for r in ordered_map(numbered_requests(cfg, count), engine.complete, window=64)]
-
-            task = asyncio.ensure_future(collect())
-            done, _ = await asyncio.wait({task}, timeout=limit)
-            assert done, f"the run did not end within {limit:g}s: a place at the server was never given back"
-            return task.result(), engine
+            return await within(ordered_map(numbered_requests(cfg, count), engine.complete, window=64)), engine
 
     return asyncio.run(main())
 
@@ -103,13 +108,7 @@ def test_a_refused_request_gives_its_place_back(tmp_path):
                     except Exception as e:  # noqa: BLE001 - the test reads which requests were refused
                         return type(e).__name__
 
-                async def collect():
-                    return [r async for r in ordered_map(numbered_requests(cfg, 6), ask, window=8)]
-
-                task = asyncio.ensure_future(collect())
-                done, _ = await asyncio.wait({task}, timeout=20)
-                assert done, "the run did not end: a refused request's place was never given back"
-                return task.result()
+                return await within(ordered_map(numbered_requests(cfg, 6), ask, window=8))
 
         answers = asyncio.run(main())
     assert answers == ["RequestRejected"] * 3 + [f"echo: question number {i}" for i in range(3, 6)]

@@ -3,9 +3,9 @@
 The key is a sha256 over exactly what determines a reply: model, messages, sampling parameters and seed (plus an
 optional ``nonce`` that tells deliberate re-asks apart). Each result is committed in the turn of the event loop in
 which its request completes, before any other code sees it, so a run killed with SIGKILL and started again pays for no
-request whose result had been handed on. The results of one turn share one transaction: at 64 in flight a commit per
-result took 3-4 % of the engine's CPU per request (`bench/llm_throughput.py`). Only the reply text, its finish reason
-and its token usage are stored: never headers, URLs or keys.
+request whose result had been handed on. The results of one turn share one transaction: a commit per result cost
+~57 µs of CPU, one per 4-16 results ~25 µs per result (bench/RESULTS.md, "The wire gate and one cache transaction per
+loop turn"). Only the reply text, its finish reason and its token usage are stored: never headers, URLs or keys.
 """
 
 from __future__ import annotations

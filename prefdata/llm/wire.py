@@ -25,7 +25,6 @@ class WireGate:
     """At most ``limit`` HTTP exchanges at once, and none begun once ``check`` raises."""
 
     def __init__(self, limit: int, check: Callable[[], None]) -> None:
-        self.limit = limit
         self._free = asyncio.Semaphore(limit)
         self._check = check
         # Places of failed exchanges, kept until the request they belong to is judged (None: no request is judging).
