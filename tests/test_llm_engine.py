@@ -13,14 +13,8 @@ from llm_support import engine_config, numbered_requests
 from prefdata.llm.accounting import BudgetExceeded
 from prefdata.llm.batch import ordered_map
 from prefdata.llm.cache import ResponseCache
-from prefdata.llm.engine import (
-    ChatRequest,
-    Clock,
-    Engine,
-    LLMConfig,
-    RequestFailed,
-    RequestRejected,
-)
+from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestFailed, RequestRejected
+from prefdata.llm.pacing import Clock
 
 
 def run_all(cfg: LLMConfig, requests: list[ChatRequest]):

@@ -1,5 +1,5 @@
-"""`rank`: pointwise multi-aspect judging, pairwise merge sort (comparisons counted), a panel with Fleiss' kappa,
-against the fake server. The reward-model ranker is in tests/test_rank_reward.py (it needs torch)."""
+"""`rank`: pointwise multi-aspect judging, pairwise merge sort (comparisons counted), panels (pointwise and pairwise)
+with Fleiss' kappa, against the fake server. The reward-model ranker is in tests/test_rank_reward.py (it needs torch)."""
 
 from __future__ import annotations
 
@@ -171,11 +171,61 @@ def test_panel_reports_agreement_per_row_and_kappa_per_run(tmp_path):
     assert manifest["rank"]["judges"] == judges and manifest["rank"]["answers_rated_by_all"] == len(rows)
 
 
+def shorter_is_better(body):
+    verdict = longer_is_better(body)
+    return {"A": "B", "B": "A"}.get(verdict, verdict)
+
+
+def test_pairwise_panel_takes_the_majority_and_reports_agreement(tmp_path):
+    k = 4
+    directory, rows = answers_dir(tmp_path, k=k)
+    judges = ["j1", "j2", "contrarian"]
+
+    def panel(body):
+        return shorter_is_better(body) if body["model"] == "contrarian" else longer_is_better(body)
+
+    with FakeOpenAI(reply=panel) as server:
+        manifest = rank(directory, tmp_path / "out", by="pairwise", config=cfg(server, tmp_path), judges=judges,
+                        quiet=True)
+        asked = len(server.requests)
+        assert {r["body"]["model"] for r in server.requests} == set(judges)
+    meta = manifest["rank"]
+    assert asked == 2 * len(judges) * meta["comparisons"]  # every judge, both orders, every comparison
+    assert meta["judges"] == judges and meta["panel_rule"].startswith("a comparison's verdict is the one more than half")
+    assert meta["panel_verdicts"]["equal"] == 0 and meta["consistency"] == 1.0
+    # two judges against one on every comparison: P_i = (2*1 + 0) / (3*2) = 1/3, and kappa over those comparisons
+    assert meta["mean_agreement"] == round(1 / 3, 4)
+    subjects = [[0, 0, 1] if c == "first" else [1, 1, 0] for c in ["first"] * meta["panel_verdicts"]["first"]
+                + ["second"] * meta["panel_verdicts"]["second"]]
+    assert meta["fleiss_kappa"] == round(fleiss_kappa(subjects), 4) < 0
+    out = ranked_rows(tmp_path / "out")
+    for row in out:  # the majority (longer is better) sets the order: answer i scores i
+        detail = row_meta(row)["rank"]
+        assert row["chosen_score"] == float(row_meta(row)["generate"]["answer_index"])
+        assert detail["agreement"] == round(1 / 3, 4) and set(detail["judges"]) == set(judges)
+        assert detail["judges"]["j1"]["wins"] == detail["wins"] == detail["compared_with"] - detail["judges"][
+            "contrarian"]["wins"]
+
+
+def test_a_split_pairwise_panel_cannot_tell_answers_apart(tmp_path):
+    directory, _ = answers_dir(tmp_path, k=4, prompts=PROMPTS[:1])
+
+    def panel(body):
+        return shorter_is_better(body) if body["model"] == "b" else longer_is_better(body)
+
+    with FakeOpenAI(reply=panel) as server:
+        manifest = rank(directory, tmp_path / "out", by="pairwise", config=cfg(server, tmp_path), judges=["a", "b"],
+                        quiet=True)
+    assert manifest["rank"]["panel_verdicts"] == {"first": 0, "second": 0, "equal": manifest["rank"]["comparisons"]}
+    assert manifest["rank"]["mean_agreement"] == 0.0
+    assert {r["chosen_score"] for r in ranked_rows(tmp_path / "out")} == {3.0}  # so split pairs none of them
+
+
 def test_wrong_ranker_settings_are_one_line_errors(tmp_path):
     directory, _ = answers_dir(tmp_path)
     config = LLMConfig(model="j", base_url="http://127.0.0.1:9/v1")
     cases = [({"by": "panel", "judges": ["only-one"], "config": config}, "at least two judges"),
-             ({"by": "judge", "judges": ["a", "b"], "config": config}, "takes one judge"),
+             ({"by": "judge", "judges": ["a", "b"], "config": config}, "takes one judge; several are --by panel"),
              ({"by": "judge", "judges": [], "config": config}, "needs a judge"),
              ({"by": "judge", "judges": ["a"], "config": config, "aspects": ["wit"]}, "no template for aspect"),
              ({"by": "reward-model"}, "needs --reward-model"),
@@ -198,6 +248,10 @@ def test_dry_run_counts_requests_and_sends_none(tmp_path):
         pairwise = rank(directory, tmp_path / "dry", by="pairwise", config=cfg(server, tmp_path, dry_run=True),
                         judges=["j"])
         assert pairwise["requests"] == len(PROMPTS) * 2 * merge_sort_worst_case(4)
+        sent = len(server.requests)
+        two = rank(directory, tmp_path / "dry", by="pairwise", config=cfg(server, tmp_path, dry_run=True),
+                   judges=["j", "k"])
+        assert two["requests"] == 2 * pairwise["requests"] and len(server.requests) == sent
 
 
 def test_cli_panel(tmp_path):

@@ -210,8 +210,9 @@ def generate_command(directory: str, out: str, **kwargs: Any) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @click.option("--by", type=click.Choice(rank.RANKERS), required=True,
-              help="judge: one judge rates each aspect; pairwise: one judge compares answers in both orders; panel: "
-                   "several judges (--model A --model B); reward-model: a `prefdata train reward` checkpoint.")
+              help="judge: one judge rates each aspect; pairwise: answers compared in both orders, by one judge or "
+                   "by the majority of several; panel: several judges (--model A --model B) rate each aspect; "
+                   "reward-model: a `prefdata train reward` checkpoint.")
 @from_signature(rank.rank, "aspects", type=Names(), help="Aspects to rate (aspect_<name> templates) [default: all].")
 @from_signature(rank.rank, "combine", type=click.Choice(("mean", "min")), help="How aspect ratings become one score.")
 @from_signature(rank.rank, "score_range", type=Numbers(parse_score_range),

@@ -97,8 +97,9 @@ def rank(
 ) -> dict[str, Any]:
     """Rank the answers of ``directory`` into ``out``; return the manifest.
 
-    ``by``: ``judge`` (one judge, pointwise per aspect), ``pairwise`` (one judge, A/B in both orders), ``panel`` (each
-    of ``judges`` pointwise) — these need ``config`` (engine settings) and ``judges`` (``NAME`` or ``NAME=URL``) — or
+    ``by``: ``judge`` (one judge, pointwise per aspect), ``pairwise`` (A/B in both orders: one judge, or several voting
+    per comparison), ``panel`` (each of ``judges`` pointwise) — these need ``config`` (engine settings) and ``judges``
+    (``NAME`` or ``NAME=URL``) — or
     ``reward-model`` with a ``scorer`` (`trainers.components.reward_scoring.RewardModelScorer`).
     """
     from prefdata.storage.dataset import DatasetWriter, read_manifest
@@ -146,8 +147,9 @@ def _method(by, config, judges, aspects, combine, score_range, templates, scorer
     if config is None or not judges:
         raise PrefdataError(f"--by {by} needs a judge: --model NAME (or NAME=URL)", field="--model")
     policies = parse_policies(judges)
-    if by != "panel" and len(policies) > 1:
-        raise PrefdataError(f"--by {by} takes one judge; several are --by panel", field="--model")
+    if by == "judge" and len(policies) > 1:
+        raise PrefdataError("--by judge takes one judge; several are --by panel (pointwise) or --by pairwise",
+                            field="--model")
     if by == "panel" and len(policies) < 2:
         raise PrefdataError("--by panel needs at least two judges (--model A --model B …)", field="--model")
     if combine not in rank_judges.COMBINE_RULES:
@@ -157,14 +159,17 @@ def _method(by, config, judges, aspects, combine, score_range, templates, scorer
     config = config.with_default_temperature(JUDGE_TEMPERATURE)
     engines = {p.name: replace(config, model=p.name, base_url=p.base_url or config.base_url) for p in policies}
     sampling = {"temperature": config.temperature, "max_tokens": config.max_tokens, "seed": config.seed}
-    judged = {"judges" if by == "panel" else "model": list(engines) if by == "panel" else policies[0].name,
+    several = len(engines) > 1
+    judged = {"judges" if several else "model": list(engines) if several else policies[0].name,
               "base_url_host": sorted({c.base_url_host() for c in engines.values()}), "sampling": sampling}
     if by == "pairwise":
         if "judge_pairwise" not in table:
             raise PrefdataError("the 'judge_pairwise' template is missing", file=str(templates), field="judge_pairwise")
         return _PairwiseMethod(engines, table["judge_pairwise"], {
             "by": by, **judged, "template": "judge_pairwise", "template_sha256": template_sha256(table["judge_pairwise"]),
-            "tie_policy": "a tie, an inconsistent or an unreadable verdict counts as equal"})
+            "tie_policy": "a tie, an inconsistent or an unreadable verdict counts as equal",
+            **({"panel_rule": "a comparison's verdict is the one more than half the judges gave, else equal"}
+               if several else {})})
     chosen = list(aspects) if aspects else aspect_names(table)
     missing = [a for a in chosen if ASPECT_PREFIX + a not in table]
     if not chosen or missing:
@@ -304,33 +309,46 @@ class _JudgeMethod(_LLMMethod):
 
 
 class _PairwiseMethod(_LLMMethod):
+    """``pairwise``: one judge, or a panel of judges voting on each comparison."""
+
     def __init__(self, configs, template: str, provenance) -> None:
         super().__init__(configs, provenance)
         self.template = template
+        self.subjects: list[list[str]] = []  # a panel's categories per comparison, for Fleiss' kappa
 
     def requests_per_answer(self) -> int:
-        return 2
+        return 2 * len(self.configs)
 
     def estimate(self, engines, rows, estimate):
         """At most two requests per comparison of the merge sort's worst case, each sized like the first two answers'."""
         if len(rows) < 2:
             return
-        engine = next(iter(engines.values()))
         content = fill(self.template, user_input=conversation_text(rows[0]["prompt"]), response_a=rows[0]["chosen"],
                        response_b=rows[1]["chosen"])
-        request = ChatRequest.of([{"role": "user", "content": content}], engine.config)
-        estimate.add(engine, request, count=2 * rank_judges.merge_sort_worst_case(len(rows)))
+        for engine in engines.values():
+            request = ChatRequest.of([{"role": "user", "content": content}], engine.config)
+            estimate.add(engine, request, count=2 * rank_judges.merge_sort_worst_case(len(rows)))
 
     async def score_group(self, engines, rows):
-        engine = next(iter(engines.values()))
         self.stats["comparisons_all_pairs"] += len(rows) * (len(rows) - 1) // 2
-        return await rank_judges.pairwise_scores(engine, self.template, rows, self.stats)
+        return await rank_judges.pairwise_scores(engines, self.template, rows, self.stats, self.subjects)
 
     def finish(self, done):
         asked = self.stats["comparisons"]
-        return {"comparisons": asked, "comparisons_all_pairs": self.stats["comparisons_all_pairs"],
-                "verdicts": {v: self.stats[v] for v in rank_judges.VERDICT_COUNTS},
-                "consistency": round(1 - self.stats["inconsistent"] / asked, 4) if asked else None}
+        verdicts = asked * len(self.configs)  # one per judge per comparison
+        summary = {"comparisons": asked, "comparisons_all_pairs": self.stats["comparisons_all_pairs"],
+                   "verdicts": {v: self.stats[v] for v in rank_judges.VERDICT_COUNTS},
+                   "consistency": round(1 - self.stats["inconsistent"] / verdicts, 4) if verdicts else None}
+        if len(self.configs) > 1:
+            categories = {name: n for n, name in enumerate(rank_judges.PANEL_VERDICTS)}
+            kappa = rank_judges.fleiss_kappa([[categories[c] for c in s] for s in self.subjects])
+            agreements = [rank_judges.agreement(s) for s in self.subjects]
+            summary.update({
+                "panel_verdicts": {v: self.stats[f"panel_{v}"] for v in rank_judges.PANEL_VERDICTS},
+                "fleiss_kappa": None if kappa is None else round(kappa, 4),
+                "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
+                "agreement_rule": "Fleiss' P_i over the judges' first/second/equal verdicts of each comparison"})
+        return summary
 
 
 class _RewardMethod(_Method):

@@ -16,6 +16,10 @@ said, or a `Reject` for an answer it could not rate. The job (`prefdata.jobs.ran
   tell apart.
 - **Panel** (``panel``): several judges rate pointwise; the score is the mean of their combined ratings. Per answer the
   agreement is Fleiss' P_i (the share of judge pairs giving the same rounded rating); per run, Fleiss' kappa.
+- **Pairwise panel** (``pairwise`` with several judges): every comparison is asked of every judge, in both orders; each
+  judge's verdict is first, second or equal (as above), and the comparison's verdict is the one more than half the
+  judges gave, else equal. Per answer the agreement is the mean Fleiss' P_i of the comparisons it took part in (over
+  the judges' first/second/equal); per run, Fleiss' kappa over the comparisons.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from prefdata.llm.templating import ASPECT_PREFIX, fill
 from prefdata.pipeline.records import Reject
 
 COMBINE_RULES = ("mean", "min")
-ASPECT_RANGE = (1.0, 5.0)
+ASPECT_RANGE = (1.0, 5.0)  # UltraFeedback's rating scale, what the bundled aspect templates ask for
 # `score.pairwise_verdict` names the sides of a labelled pair; here they are the first and second answer compared.
 VERDICTS = {"chosen": "first", "rejected": "second", "tie": "tie", "inconsistent": "inconsistent"}
-VERDICT_COUNTS = ("first", "second", "tie", "inconsistent", "unparseable")  # UltraFeedback's rating scale, what the bundled aspect templates ask for
+VERDICT_COUNTS = ("first", "second", "tie", "inconsistent", "unparseable")
+PANEL_VERDICTS = ("first", "second", "equal")
 
 
 def combine(ratings: Mapping[str, float], rule: str) -> float:
@@ -113,24 +118,42 @@ def merge_sort_worst_case(k: int) -> int:
     return k * depth - 2**depth + 1
 
 
-async def pairwise_scores(engine: Engine, template: str, rows: Sequence[Mapping[str, Any]], stats: Counter
-                          ) -> list[tuple[float, dict[str, Any]]]:
-    """Scores from a merge sort whose comparisons are both-order pairwise verdicts (see the module's docstring)."""
+async def pairwise_scores(engines: Mapping[str, Engine], template: str, rows: Sequence[Mapping[str, Any]],
+                          stats: Counter, subjects: list[list[str]]) -> list[tuple[float, dict[str, Any]]]:
+    """Scores from a merge sort whose comparisons are both-order pairwise verdicts of one judge, or the majority
+    verdict of several (see the module's docstring); each panel comparison's judge categories go to ``subjects``."""
     prompt = rows[0]["prompt"]
     user_input = conversation_text(prompt)
     verdicts: dict[tuple[int, int], str] = {}
     wins: Counter[int] = Counter()
+    judge_wins: dict[str, Counter[int]] = {name: Counter() for name in engines}
+    agreements: dict[int, list[float]] = {}
     what = "A, B or tie"
+
+    async def verdict_of(engine: Engine, first: str, second: str) -> str:
+        seed = derive_seed(engine.config.seed, "pairwise", first)
+        (one, _), (two, _) = await asyncio.gather(ask_judge(engine, first, parse_choice, what=what, seed=seed),
+                                                  ask_judge(engine, second, parse_choice, what=what, seed=seed))
+        verdict = "unparseable" if one is None or two is None else VERDICTS[pairwise_verdict(one, two)[0]]
+        stats[verdict] += 1
+        return verdict
 
     async def compare(a: int, b: int) -> int:
         first = fill(template, user_input=user_input, response_a=rows[a]["chosen"], response_b=rows[b]["chosen"])
         second = fill(template, user_input=user_input, response_a=rows[b]["chosen"], response_b=rows[a]["chosen"])
-        seed = derive_seed(engine.config.seed, "pairwise", first)
-        (one, _), (two, _) = await asyncio.gather(ask_judge(engine, first, parse_choice, what=what, seed=seed),
-                                                  ask_judge(engine, second, parse_choice, what=what, seed=seed))
+        given = await asyncio.gather(*(verdict_of(engine, first, second) for engine in engines.values()))
         stats["comparisons"] += 1
-        verdict = "unparseable" if one is None or two is None else VERDICTS[pairwise_verdict(one, two)[0]]
-        stats[verdict] += 1
+        categories = [v if v in ("first", "second") else "equal" for v in given]
+        for name, category in zip(engines, categories):
+            if category != "equal":
+                judge_wins[name][a if category == "first" else b] += 1
+        verdict = majority(categories)
+        if len(engines) > 1:
+            stats[f"panel_{verdict}"] += 1
+            subjects.append(categories)
+            share = agreement(categories)
+            agreements.setdefault(a, []).append(share)
+            agreements.setdefault(b, []).append(share)
         verdicts[(a, b)] = verdicts[(b, a)] = verdict
         if verdict == "first":
             wins[a] += 1
@@ -147,8 +170,22 @@ async def pairwise_scores(engine: Engine, template: str, rows: Sequence[Mapping[
         if position and verdicts.get((order[position - 1], index), "first") in ("first", "second"):
             score -= 1  # not compared with the one before it, or compared and found worse
         scores[index] = score
-    return [(scores[i], {"wins": wins[i], "compared_with": sum(1 for (a, _b) in verdicts if a == i)})
-            for i in range(len(rows))]
+    out = []
+    for i in range(len(rows)):
+        detail: dict[str, Any] = {"wins": wins[i], "compared_with": sum(1 for (a, _b) in verdicts if a == i)}
+        if len(engines) > 1:
+            shares = agreements.get(i)
+            detail["agreement"] = round(sum(shares) / len(shares), 4) if shares else None
+            detail["judges"] = {name: {"wins": judge_wins[name][i]} for name in engines}
+        out.append((scores[i], detail))
+    return out
+
+
+def majority(categories: Sequence[str]) -> str:
+    """The panel's verdict on one comparison: the category more than half the judges gave, else ``equal`` (a split
+    panel cannot tell the answers apart, and `split` must not pair them)."""
+    category, count = Counter(categories).most_common(1)[0]
+    return category if 2 * count > len(categories) else "equal"
 
 
 async def panel_scores(engines: Mapping[str, Engine], templates: Mapping[str, str], aspects: Sequence[str],

@@ -29,9 +29,11 @@ from prefdata.contract.errors import PrefdataError
 from prefdata.llm.accounting import Accounting, estimate_tokens
 from prefdata.llm.cache import open_cache, request_key
 from prefdata.llm.collector import collector_out_of_the_way
+from prefdata.llm.pacing import Clock, Pacer
 from prefdata.llm.redact import API_KEY_ENV, redact
+from prefdata.llm.reply import ChatResult, parse_reply
 from prefdata.llm.retry import Malformed, retry_delay
-from prefdata.llm.wire import WireGate, gated
+from prefdata.llm.wire import WireGate, http_client
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ROW_LEVEL_STATUS = frozenset({400, 413, 422})  # this one request is refused (e.g. too long): quarantine the record
@@ -142,15 +144,6 @@ class ChatRequest:
         return params
 
 
-@dataclass(frozen=True)
-class ChatResult:
-    text: str
-    finish_reason: str | None
-    tokens_in: int
-    tokens_out: int
-    cached: bool = False
-
-
 class RequestFailed(PrefdataError):
     """The server kept failing (or refused our credentials/model): the run stops; completed work stays cached.
 
@@ -165,44 +158,6 @@ class RequestRejected(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Where the pacers read the time and wait: tests pass a manual clock to check the schedule exactly."""
-
-    now: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-
-# Hand-written rather than `aiolimiter` (bench/llm_throughput.py --pacing, bench/RESULTS.md): its bucket lets a full
-# bucket through at once (120 % of the --rpm limit over the run) and cannot settle a reservation after the reply.
-class Pacer:
-    """Smooth rate limiting (GCRA): each unit of weight occupies ``60 / per_minute`` seconds of the schedule.
-
-    Requests are spaced evenly rather than bursting at the start of each minute, which keeps providers that enforce
-    their limits on short windows happy. The schedule is shared by all tasks of one event loop. A request reserves
-    its expected weight; `settle` corrects the schedule by what it really used.
-    """
-
-    def __init__(self, per_minute: float, clock: Clock | None = None) -> None:
-        self.interval = 60.0 / per_minute
-        self.clock = clock or Clock()
-        self._next = 0.0
-
-    async def acquire(self, weight: float = 1.0) -> None:
-        now = self.clock.now()
-        slot = max(now, self._next)
-        self._next = slot + weight * self.interval
-        if slot > now:
-            await self.clock.sleep(slot - now)
-
-    def settle(self, reserved: float, used: float) -> None:
-        """Give back schedule time reserved and not used, or charge what was used beyond the reservation."""
-        if used < reserved:
-            self._next = max(self.clock.now(), self._next - (reserved - used) * self.interval)
-        else:
-            self._next += (used - reserved) * self.interval
 
 
 class Engine:
@@ -400,7 +355,7 @@ class Engine:
             try:
                 reply = await client.post(self._url, cast_to=object, body=body,
                                           options={"headers": {RETRY_COUNT_HEADER: str(attempt)}})
-                return _parse_reply(reply, request)
+                return parse_reply(reply, body["messages"])
             except Exception as e:
                 delay = retry_delay(e, attempt) if attempt < self.config.max_retries else None
                 if delay is None:
@@ -418,37 +373,6 @@ class Engine:
                 **self.accounting.summary()}
 
 
-def http_client(timeout: float, ssl_context: ssl.SSLContext, gate: WireGate):
-    """The HTTP client under each `openai.AsyncOpenAI`: aiohttp, openai's documented option for concurrency, each
-    exchange through the engine's wire gate.
-
-    At 64 in flight the client's CPU per request is what caps throughput; with the client's default (httpx2's own
-    pool) it is ~40 % higher: bench/llm_throughput.py measures both in one run.
-    """
-    import openai
-
-    return gated(openai.DefaultAioHttpClient)(gate=gate, timeout=timeout, verify=ssl_context)
-
-
-def _parse_reply(reply: Any, request: ChatRequest) -> ChatResult:
-    """The four fields we read; a reply of another shape is `Malformed`; a ``usage`` we cannot read is estimated."""
-    try:
-        choice = reply["choices"][0]
-        text = choice["message"]["content"]
-        finish_reason = choice.get("finish_reason")
-    except (AttributeError, IndexError, TypeError, KeyError) as e:
-        raise Malformed(f"not a chat completion ({type(e).__name__})") from None
-    if not isinstance(text, str):
-        raise Malformed("the reply has no message content")
-    usage = reply.get("usage")
-    tokens_in, tokens_out = (usage.get("prompt_tokens"), usage.get("completion_tokens")) if isinstance(
-        usage, dict) else (None, None)
-    if not (_is_count(tokens_in) and _is_count(tokens_out)):  # some servers omit usage, or send nonsense: estimate
-        tokens_in = estimate_tokens(request.message_dicts())
-        tokens_out = -(-len(text) // 4)
-    return ChatResult(text, finish_reason if isinstance(finish_reason, str) else None, tokens_in, tokens_out)
-
-
 def _connection_failure(error: BaseException) -> str | None:
     """The refused or reset connection behind a timeout error, if that is what it was.
 
@@ -461,10 +385,6 @@ def _connection_failure(error: BaseException) -> str | None:
             return _short(cause)
         cause = cause.__cause__ or cause.__context__
     return None
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _short(error: BaseException, limit: int = 200) -> str:
