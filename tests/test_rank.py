@@ -221,6 +221,28 @@ def test_a_split_pairwise_panel_cannot_tell_answers_apart(tmp_path):
     assert {r["chosen_score"] for r in ranked_rows(tmp_path / "out")} == {3.0}  # so split pairs none of them
 
 
+def test_the_data_card_carries_the_panels_kappa_through_split(tmp_path):
+    from prefdata.jobs.split import split_datasets
+    from prefdata.jobs.stats import write_data_card
+
+    directory, _ = answers_dir(tmp_path)
+    with FakeOpenAI(reply=aspect_judge) as server:
+        ranked = rank(directory, tmp_path / "ranked", by="panel", config=cfg(server, tmp_path),
+                      judges=["j1", "j2", "j3"], aspects=["helpfulness"], quiet=True)
+    kappa = ranked["rank"]["fleiss_kappa"]
+    split = split_datasets([tmp_path / "ranked"], tmp_path / "split", ratio=(0, 1, 0), eval_fraction=0,
+                           pairs="all", quiet=True)
+    assert split["rankings"] == [{"input": str(tmp_path / "ranked"), **ranked["rank"]}]
+    for where in ("ranked", "split"):
+        stats = write_data_card(tmp_path / where)
+        card = (tmp_path / where / "README.md").read_text()
+        assert stats["rankings"][0]["fleiss_kappa"] == kappa
+        row = next(line for line in card.splitlines() if line.startswith(f"| {tmp_path / 'ranked'} | panel |"))
+        assert row.split(" | ")[2:6] == ["j1, j2, j3", str(len(PROMPTS)), str(len(PROMPTS) * 4), f"{kappa:.3f}"]
+        assert "Fleiss' P_i over each judge's combined rating" in card
+    assert "## Ranking" not in (write_data_card(directory), (directory / "README.md").read_text())[1]
+
+
 def test_wrong_ranker_settings_are_one_line_errors(tmp_path):
     directory, _ = answers_dir(tmp_path)
     config = LLMConfig(model="j", base_url="http://127.0.0.1:9/v1")

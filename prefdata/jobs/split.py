@@ -266,7 +266,21 @@ def split_datasets(
         dropped.flush(writer)
         writer.count_out(n - dropped.count)
         _report(writer, rows_per_split, ratio, eval_fraction, seed, pairing.counts, blend_report, decontamination, dropped, near_dup, exclude)
+        rankings = rankings_of(inputs)
+        if rankings:
+            writer.extra["rankings"] = rankings
     return writer.manifest
+
+
+def rankings_of(directories: Sequence[str | os.PathLike]) -> list[dict]:
+    """The `rank` block of each input `prefdata rank` wrote (ranker, judges, agreement), so the pairs' directory
+    still says how its answers were ranked (`prefdata stats` puts it in the data card)."""
+    out = []
+    for directory in directories:
+        rank = read_manifest(directory).get("rank")
+        if isinstance(rank, dict):
+            out.append({"input": str(directory), **rank})
+    return out
 
 
 class _Drops:

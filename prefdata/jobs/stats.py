@@ -136,7 +136,8 @@ def dataset_stats(directory: str | os.PathLike, tokenizer: str | os.PathLike | N
     dataset_dict = load(directory)
     stats: dict[str, Any] = {"directory": str(directory), "command": manifest.get("command"),
                              "quarantined_by_reason": manifest.get("counts", {}).get("quarantined_by_reason", {}),
-                             "splits": {}, "tokenizer": str(tokenizer) if tokenizer else None}
+                             "splits": {}, "tokenizer": str(tokenizer) if tokenizer else None,
+                             "rankings": rankings_in(manifest, directory)}
     pooled: dict[str, list[np.ndarray]] = {k: [] for k in ("turns", "prompt_chars", "chosen_chars", "rejected_chars",
                                                            "prompt_tokens", "chosen_tokens", "rejected_tokens")}
     for name in dataset_dict:
@@ -213,6 +214,28 @@ def _histogram(path: Path, series: dict[str, np.ndarray], title: str, xlabel: st
     plt.close(fig)
 
 
+def rankings_in(manifest: dict[str, Any], directory: str | os.PathLike) -> list[dict[str, Any]]:
+    """How the rows were ranked: the `rank` block of a `prefdata rank` output, or the ones `split` carried over."""
+    if isinstance(manifest.get("rank"), dict):
+        return [{"input": str(directory), **manifest["rank"]}]
+    return [r for r in manifest.get("rankings", []) if isinstance(r, dict)]
+
+
+def _ranking_lines(rankings: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "## Ranking", "", "| input | ranker | judges / model | prompts | answers | Fleiss' kappa "
+             "| mean agreement |", "|---|---|---|---:|---:|---:|---:|"]
+    for r in rankings:
+        judges = r.get("judges") or r.get("model") or r.get("reward_model") or "–"
+        judges = ", ".join(judges) if isinstance(judges, list) else str(judges)
+        kappa, mean = r.get("fleiss_kappa"), r.get("mean_agreement")
+        lines.append(f"| {r['input']} | {r.get('by', '–')} | {judges} | {r.get('prompts', '–')} | "
+                     f"{r.get('answers', '–')} | {'–' if kappa is None else f'{kappa:.3f}'} "
+                     f"| {'–' if mean is None else f'{mean:.3f}'} |")
+    rules = sorted({r["agreement_rule"] for r in rankings if r.get("agreement_rule")})
+    lines += ["", "Agreement is reported for a panel of judges only: " + "; ".join(rules) + "."] if rules else []
+    return lines
+
+
 def _fmt(d: dict[str, float] | None) -> str:
     if d is None:
         return "– | – | – | – | –"
@@ -247,6 +270,8 @@ def render_card(stats: dict[str, Any], images: dict[str, str]) -> str:
         lines += [f"| {r} | {n:,} |" for r, n in stats["quarantined_by_reason"].items()]
     else:
         lines.append("No record was quarantined.")
+    if stats["rankings"]:
+        lines += _ranking_lines(stats["rankings"])
     lines += ["", "## Turns per prompt", "", "| split | mean | p50 | p90 | p99 | max |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {_fmt(s['turns'])} |" for name, s in stats["splits"].items()]
     for unit in ("chars", "tokens"):
