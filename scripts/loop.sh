@@ -46,8 +46,11 @@ for _ in $(seq 120); do   # model loading takes a few seconds on CPU
 done
 
 # 3. K answers per prompt of ppo_train from the served policy (its name = the checkpoint path it serves).
+#    One request at a time: `transformers serve` seeds torch's global generator with each request's seed, so
+#    requests served at once draw from one another's sequence and the answers change from run to run; one at a time,
+#    the same seeds give the same answers and the whole loop is reproducible.
 run prefdata generate "$OUT/split" --model "$OUT/sft=http://127.0.0.1:$PORT/v1" --n-completions "$K" \
-    --max-tokens 48 --temperature 1.0 --concurrency 4 --timeout 300 --out "$OUT/answers" --overwrite --quiet
+    --max-tokens 48 --temperature 1.0 --concurrency 1 --timeout 300 --out "$OUT/answers" --overwrite --quiet
 kill $SERVER 2>/dev/null || true
 
 # 4. Rank with the reward model trained in step 1 (locally, in batches).
