@@ -74,6 +74,9 @@ class WireGate:
         parked.clear()
 
 
+_PARSED_URLS = 64  # URLs kept parsed per client: an engine sends to one URL; the bound is for any other use
+
+
 @functools.cache
 def gated(client_class: type) -> type:
     """``client_class`` (an ``httpx2.AsyncClient``) whose every ``send`` passes ``gate`` (the ``gate=`` argument).
@@ -86,6 +89,19 @@ def gated(client_class: type) -> type:
         def __init__(self, *, gate: WireGate, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._wire_gate = gate
+            self._parsed_urls: dict[str, Any] = {}
+
+        def build_request(self, method: str, url: Any, **kwargs: Any) -> Any:
+            """The request, its URL parsed once per client: the openai client hands every request's URL over as a
+            string, which the HTTP client would parse again each time (`bench/RESULTS.md`, "One URL parse")."""
+            if isinstance(url, str):
+                parsed = self._parsed_urls.get(url)
+                if parsed is None:
+                    if len(self._parsed_urls) >= _PARSED_URLS:
+                        self._parsed_urls.clear()
+                    parsed = self._parsed_urls[url] = type(self.base_url)(url)
+                url = parsed
+            return super().build_request(method, url, **kwargs)
 
         async def send(self, request: Any, **kwargs: Any) -> Any:
             gate = self._wire_gate
