@@ -3,7 +3,7 @@
 Each part measures ours and the library in the same run, on the real HH-RLHF harmless-base test file (2,312 records)
 replicated with a unique tag per copy, and prints a table of ratios (library / ours) next to the goal it decides:
 
-  json   (a) `readers._iter_json_array` vs `ijson.items` (yajl2_c): parse speed; peak RSS at N and 4N elements (flat
+  json   (a) `json_array.iter_json_array` vs `ijson.items` (yajl2_c): parse speed; peak RSS at N and 4N elements (flat
          memory); peak RSS on one oversized element under ``--max-record-bytes`` (enforcement); the bytes an import of a
          JSON array writes (quarantine lines carry the element's line).
   state  (b) `SplitWriter.close` writing ``state.json`` / ``dataset_info.json`` itself vs `Dataset.save_to_disk` of the
@@ -103,7 +103,7 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> None:
 
 
 def ijson_array(stream, file: str, max_bytes: int):
-    """What `readers._iter_json_array` would be on ijson: elements, no line numbers, a byte budget per element."""
+    """What `json_array.iter_json_array` would be on ijson: elements, no line numbers, a byte budget per element."""
     import ijson
 
     from prefdata.contract.errors import PrefdataError
@@ -138,10 +138,10 @@ def ijson_array(stream, file: str, max_bytes: int):
 def count_json(path: str, which: str, max_bytes: str) -> None:
     """Child: read every element of ``path`` with one reader; print the count or the one-line error."""
     from prefdata.contract.errors import PrefdataError
-    from prefdata.storage import readers
+    from prefdata.storage import json_array, readers
 
     if which == "ijson":
-        readers._iter_json_array = ijson_array
+        json_array.iter_json_array = ijson_array
     try:
         report_peak_rss(sum(1 for _ in readers.iter_records(path, "json", max_record_bytes=int(max_bytes))))
     except PrefdataError as e:
@@ -150,9 +150,9 @@ def count_json(path: str, which: str, max_bytes: str) -> None:
 
 def bench_json(work: Path, records: int, repeat: int) -> None:
     from prefdata.jobs.importer import import_files
-    from prefdata.storage import readers
+    from prefdata.storage import json_array, readers
 
-    ours_reader = readers._iter_json_array
+    ours_reader = json_array.iter_json_array
     small = write_json_array(work / "small.json", records)
     large = write_json_array(work / "large.json", 4 * records)
     huge = work / "huge.json"
@@ -164,7 +164,7 @@ def bench_json(work: Path, records: int, repeat: int) -> None:
 
     def read_with(reader) -> Callable[[], object]:
         def run() -> int:
-            readers._iter_json_array = reader
+            json_array.iter_json_array = reader
             return sum(1 for _ in readers.iter_records(small, "json"))
         return run
 
@@ -175,14 +175,14 @@ def bench_json(work: Path, records: int, repeat: int) -> None:
 
     def import_with(reader) -> Callable[[], object]:
         def run() -> None:
-            readers._iter_json_array = reader
+            json_array.iter_json_array = reader
             import_files([small], work / f"import-{reader.__name__}", overwrite=True, quiet=True)
         return run
 
     import_with(ours_reader)()  # warm-up: the first import pays for importing datasets
     import_s = dict(zip(("ours", "ijson"), best_of(repeat, import_with(ours_reader), import_with(ijson_array))))
-    readers._iter_json_array = ours_reader
-    digests = {"ours": tree_digests(work / "import-_iter_json_array"), "ijson": tree_digests(work / "import-ijson_array")}
+    json_array.iter_json_array = ours_reader
+    digests = {"ours": tree_digests(work / f"import-{ours_reader.__name__}"), "ijson": tree_digests(work / "import-ijson_array")}
     same = [name for name in digests["ours"] if digests["ours"][name] == digests["ijson"].get(name)]
     lines = [json.loads(line).get("line") for line in (work / "import-ijson_array/quarantine.jsonl").open()][:3]
     table(f"(a) JSON array reader, {records:,} HH elements (N), best of {repeat}", ["measure", "ours", "ijson",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.storage import readers
+from prefdata.storage import json_array
 from prefdata.storage.readers import BadRecord, Record, iter_records
 
 CJK = "你好，世界！🙂 naïve café"
@@ -42,7 +42,7 @@ def test_bom_and_crlf_are_read_as_if_absent(tmp_path, suffix):
 
 
 def test_multibyte_characters_split_across_read_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "_CHUNK", 7)  # every character straddles some chunk boundary
+    monkeypatch.setattr(json_array, "_CHUNK", 7)  # every character straddles some chunk boundary
     rows = [{"t": CJK * n} for n in range(1, 6)]
     path = tmp_path / "a.json"
     path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.storage import readers
+from prefdata.storage import json_array, readers
 from prefdata.storage.readers import BadRecord, Record, check_input_file, container_of, iter_records, open_binary
 
 
@@ -93,7 +93,7 @@ def test_empty_json_array_has_no_records(tmp_path):
 
 
 def test_number_split_across_read_chunks_is_read_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "_CHUNK", 5)
+    monkeypatch.setattr(json_array, "_CHUNK", 5)
     path = tmp_path / "a.json"
     path.write_text('[{"n": 1234567890123}, 7]')
     items = list(iter_records(path))
@@ -119,7 +119,7 @@ def test_json_array_file_defects_name_their_line(tmp_path, content, message, lin
 
 
 def test_json_array_element_over_the_byte_limit_stops_the_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "_CHUNK", 64)  # the limit is checked as the buffer grows, chunk by chunk
+    monkeypatch.setattr(json_array, "_CHUNK", 64)  # the limit is checked as the buffer grows, chunk by chunk
     path = tmp_path / "a.json"
     path.write_text(json.dumps([{"a": "small"}, {"a": "x" * 5000}]))
     items = []

@@ -17,12 +17,13 @@ import os
 import stat
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from prefdata.contract.errors import PrefdataError
-from prefdata.contract.nesting import MAX_DEPTH, TOO_DEEP, nesting_depth, too_deep
+from prefdata.contract.nesting import TOO_DEEP, too_deep
+from prefdata.storage import json_array
+from prefdata.storage.record_types import TOO_DEEP_MESSAGE, BadRecord, Record, too_large
 
 CONTAINERS = ("jsonl", "json", "csv", "parquet", "txt")
 DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -30,28 +31,8 @@ LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = codecs.BOM_UTF8
 _CHUNK = 1 << 20
-_MIN_WINDOW = 4096  # characters a JSON array element is first decoded within (then twice the previous element)
 _SPECIAL_FILES = {stat.S_IFIFO: "pipe (FIFO)", stat.S_IFCHR: "character device", stat.S_IFSOCK: "socket",
                   stat.S_IFBLK: "block device"}
-TOO_DEEP_MESSAGE = f"arrays/objects nested deeper than {MAX_DEPTH} levels"
-
-
-@dataclass(frozen=True)
-class Record:
-    file: str
-    index: int  # 0-based position among the file's records
-    line: int | None  # 1-based line where the record starts (None for Parquet)
-    value: Any
-
-
-@dataclass(frozen=True)
-class BadRecord:
-    file: str
-    index: int
-    line: int | None
-    reason: str
-    message: str
-    raw: Any
 
 
 def check_input_file(path: str | os.PathLike) -> Path:
@@ -80,10 +61,6 @@ def check_input_file(path: str | os.PathLike) -> Path:
             file=str(path),
         )
     return p
-
-
-def _too_large(size: int, max_bytes: int) -> str:
-    return f"{size} bytes, more than the limit of {max_bytes}"
 
 
 def is_gzip(path: Path) -> bool:
@@ -147,7 +124,8 @@ def iter_records(
             raise PrefdataError("is empty after decompression", file=str(path))
         if kind == "json" and head.lstrip(_BOM).lstrip()[:1] == b"{":
             kind = "jsonl"  # many .json files are really JSON Lines (SHP's are)
-        readers = {"jsonl": _iter_jsonl, "json": _iter_json_array, "csv": _iter_csv, "txt": _iter_text_blocks}
+        readers = {"jsonl": _iter_jsonl, "json": json_array.iter_json_array, "csv": _iter_csv,
+                   "txt": _iter_text_blocks}
         if kind not in readers:
             raise PrefdataError(f"unknown container {kind!r}; choose one of {', '.join(CONTAINERS)}", file=str(path))
         yield from readers[kind](stream, str(path), max_record_bytes)
@@ -164,7 +142,7 @@ def _iter_jsonl(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record 
         here = (file, index, line_number)
         index += 1
         if len(raw) > max_bytes:
-            yield BadRecord(*here, "record_too_large", _too_large(len(raw), max_bytes), None)
+            yield BadRecord(*here, "record_too_large", too_large(len(raw), max_bytes), None)
             continue
         if too_deep(raw):
             yield BadRecord(*here, TOO_DEEP, TOO_DEEP_MESSAGE, raw.decode("utf-8", "replace"))
@@ -199,153 +177,6 @@ def _decoded_lines(stream: BinaryIO, file: str) -> Iterator[str]:
                                 line=number) from None
 
 
-def _complete_utf8_prefix(data: bytes) -> int:
-    """Length of the longest prefix of ``data`` that does not end inside a multi-byte UTF-8 character."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 != 0x80:  # ASCII or a lead byte: how long should its character be?
-            need = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return len(data) - back if need > back else len(data)
-    return len(data)
-
-
-def _decoded_chunks(stream: BinaryIO, file: str) -> Iterator[str]:
-    """Text in chunks of about `_CHUNK` bytes (a one-line file is never read whole); bad UTF-8 names its line."""
-    carry, lines_before, first = b"", 0, True
-    while True:
-        block = stream.read(_CHUNK)
-        data = carry + block
-        if first and data:
-            data = data[len(_BOM) :] if data.startswith(_BOM) else data
-            first = False
-        cut = _complete_utf8_prefix(data) if block else len(data)
-        data, carry = data[:cut], data[cut:]
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            line = lines_before + data.count(b"\n", 0, e.start) + 1
-            raise PrefdataError(f"invalid UTF-8 bytes ({e.reason})", file=file, line=line) from None
-        lines_before += data.count(b"\n")
-        if not block:
-            if text:
-                yield text
-            return
-        yield text
-
-
-def _iter_json_array(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
-    """A JSON array streamed element by element with `JSONDecoder.raw_decode` over a sliding buffer.
-
-    Hand-written, kept: ijson parses about 2x faster but cannot say on which line an element starts, so quarantine
-    entries and errors would lose their line (`bench/infra.py` part a).
-    """
-    chunks = _decoded_chunks(stream, file)
-    decoder = json.JSONDecoder()
-    window = _MIN_WINDOW
-    buf, pos, line, eof = "", 0, 1, False
-
-    def more() -> bool:
-        nonlocal buf, pos, eof
-        if eof:
-            return False
-        chunk = next(chunks, "")
-        if not chunk:
-            eof = True
-            return False
-        buf = buf[pos:] + chunk
-        pos = 0
-        return True
-
-    def skip_space() -> str:
-        nonlocal pos, line
-        while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n":
-                line += buf[pos] == "\n"
-                pos += 1
-            if pos < len(buf) or not more():
-                return buf[pos] if pos < len(buf) else ""
-
-    first = skip_space()
-    if first == "{":
-        raise PrefdataError("a single JSON object; expected an array of records or JSON Lines", file=file, line=line)
-    if first != "[":
-        what = "nothing but white space" if not first else f"{first!r}"
-        raise PrefdataError(f"the top-level value starts with {what}; expected a JSON array", file=file, line=line)
-    pos += 1
-    index = 0
-    if skip_space() == "]":
-        pos += 1
-    else:
-        while True:
-            skip_space()
-            start_line = line
-            while True:
-                # The depth first: an element nested too deep never reaches the (recursive) decoder.
-                depth, end = 0, 0
-                if buf[pos : pos + 1] in ("[", "{"):
-                    decoded = _decode_shallow(decoder, buf, pos, window)
-                    if decoded is not None:
-                        value, end = decoded
-                        break
-                    depth, end = nesting_depth(buf, pos, MAX_DEPTH)
-                try:
-                    if end is None:
-                        raise ValueError("the element continues in the next chunk")
-                    if depth > MAX_DEPTH:
-                        value = None
-                        break
-                    value, end = decoder.raw_decode(buf, pos)
-                    if end == len(buf) and not eof and isinstance(value, (int, float)):
-                        raise ValueError("a number may continue in the next chunk")
-                    break
-                except ValueError as e:
-                    if len(buf) - pos > max_bytes:
-                        raise PrefdataError(f"element {index} is larger than {max_bytes} bytes (record_too_large)",
-                                            file=file, line=start_line) from None
-                    if not more():
-                        message = getattr(e, "msg", str(e))
-                        raise PrefdataError(f"truncated or invalid JSON: {message}", file=file, line=start_line) from None
-            start, pos = pos, end
-            window = max(_MIN_WINDOW, 2 * (end - start))
-            line += buf.count("\n", start, end)
-            if depth > MAX_DEPTH:
-                yield BadRecord(file, index, start_line, TOO_DEEP, TOO_DEEP_MESSAGE, buf[start:end])
-            elif (end - start) * 4 > max_bytes and (size := len(buf[start:end].encode())) > max_bytes:  # 1-4 bytes a character
-                yield BadRecord(file, index, start_line, "record_too_large", _too_large(size, max_bytes), None)
-            elif isinstance(value, dict):
-                yield Record(file, index, start_line, value)
-            else:
-                yield BadRecord(file, index, start_line, "not_an_object",
-                                f"array element is a JSON {type(value).__name__}, not an object", value)
-            index += 1
-            following = skip_space()
-            pos += 1
-            if following == "]":
-                break
-            if following != ",":
-                found = repr(following) if following else "the end of the file"
-                raise PrefdataError(f"truncated or invalid JSON: expected ',' or ']', found {found}", file=file,
-                                    line=line)
-    if skip_space():
-        raise PrefdataError("unexpected data after the closing ']'", file=file, line=line)
-
-
-def _decode_shallow(decoder: json.JSONDecoder, buf: str, pos: int, window: int) -> tuple[Any, int] | None:
-    """The array or object at ``buf[pos]`` when it ends within ``window`` characters that hold at most `MAX_DEPTH`
-    opening brackets (so the decoder cannot nest deeper); None otherwise, for the exact scan (`nesting_depth`).
-
-    Counting brackets in a window runs at memory speed; scanning every element exactly took longer than decoding it.
-    """
-    stop = min(len(buf), pos + window)
-    if buf.count("[", pos, stop) + buf.count("{", pos, stop) > MAX_DEPTH:
-        return None
-    try:
-        value, end = decoder.raw_decode(buf[pos:stop])
-    except ValueError:
-        return None
-    return value, pos + end
-
-
 def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | BadRecord]:
     csv.field_size_limit(max(max_bytes, 1 << 20))
     dialect = "excel-tab" if file.lower().removesuffix(".gz").endswith(".tsv") else "excel"
@@ -367,7 +198,7 @@ def _iter_csv(stream: BinaryIO, file: str, max_bytes: int) -> Iterator[Record | 
                 yield BadRecord(*here, "bad_csv", f"{len(cells)} fields where the header has {len(header)}", raw)
                 continue
             if (size := sum(map(len, cells))) * 4 > max_bytes and (size := _utf8_size(cells)) > max_bytes:
-                yield BadRecord(*here, "record_too_large", _too_large(size, max_bytes), None)
+                yield BadRecord(*here, "record_too_large", too_large(size, max_bytes), None)
                 continue
             # CSV has no null: an empty cell is a missing value.
             yield Record(*here, {h: (c if c != "" else None) for h, c in zip(header, cells)})
@@ -431,7 +262,7 @@ def _iter_parquet(path: str | os.PathLike, max_bytes: int) -> Iterator[Record | 
                  else [0] * batch.num_rows)
         for value, size in zip(values, sizes):
             if size > max_bytes:
-                yield BadRecord(str(path), index, None, "record_too_large", _too_large(size, max_bytes), None)
+                yield BadRecord(str(path), index, None, "record_too_large", too_large(size, max_bytes), None)
             else:
                 yield Record(str(path), index, None, value)
             index += 1
