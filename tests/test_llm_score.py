@@ -161,3 +161,23 @@ def section_of_turns(row):
     from prefdata.contract.render import render
 
     return render(row["prompt"], row["chosen_turns"])[len(render(row["prompt"])):].strip()
+
+
+def test_a_budget_stop_waits_for_the_sibling_request_already_sent(tmp_path, rows):
+    """A pair is judged with two requests at once. When --max-cost refuses the second, the first is already at the
+    server: the stopped run waits for its reply and caches it, so the next run does not pay for it again."""
+    from prefdata.llm.accounting import BudgetExceeded
+    from prefdata.llm.cache import open_cache
+
+    dataset = write_dataset(tmp_path / "in", rows[:1])
+    # only output tokens cost: each request reserves max_tokens (8); a cap of 12 lets exactly one through
+    limits = {"price_in": 0.0, "price_out": 1_000_000.0, "max_tokens": 8, "concurrency": 2}
+    with FakeOpenAI(reply=fake_model, latency=0.5) as server:
+        with pytest.raises(BudgetExceeded, match="max-cost 12 reached"):
+            score(dataset, tmp_path / "out", config=cfg(server, tmp_path, max_cost=12, **limits), quiet=True)
+        assert len(server.requests) == 1
+        cache = open_cache(str(tmp_path / "cache.sqlite"))
+        assert len(cache) == 1  # the reply that was paid for is kept
+        cache.close()
+        score(dataset, tmp_path / "out", config=cfg(server, tmp_path, **limits), quiet=True)
+        assert len(server.requests) == 2  # the second run asks only for the reply it lacked

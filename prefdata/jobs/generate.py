@@ -24,7 +24,7 @@ from prefdata.contract.errors import PrefdataError, RowError
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, canonical_json, make_row
 from prefdata.jobs.score import conversation_text, derive_seed
 from prefdata.jobs.synthesize import is_refusal
-from prefdata.llm.batch import DryRunEstimate, engines_for, items_under_way, ordered_map
+from prefdata.llm.batch import DryRunEstimate, engines_for, gather_all, items_under_way, ordered_map
 from prefdata.llm.engine import ChatRequest, ChatResult, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
@@ -201,7 +201,7 @@ class _Job:
         async with engines_for(self.configs()) as engines:
             async def answer_all(item: PromptItem) -> tuple[PromptItem, list[Answer]]:
                 asks = [(p, i, r) for p in self.policies for i, r in enumerate(self.requests(item, p))]
-                results = await asyncio.gather(*(_ask(engines[p.name], r) for p, i, r in asks))
+                results = await gather_all(*(_ask(engines[p.name], r) for p, i, r in asks))
                 return item, [Answer(p, i, r, res) for (p, i, r), res in zip(asks, results)]
 
             window = items_under_way(self.config.concurrency * len(self.policies), per_prompt)

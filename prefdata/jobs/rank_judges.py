@@ -24,13 +24,13 @@ said, or a `Reject` for an answer it could not rate. The job (`prefdata.jobs.ran
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from prefdata.jobs.score import ask_judge, conversation_text, derive_seed, pairwise_verdict, parse_choice, parse_score
+from prefdata.llm.batch import gather_all
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig
 from prefdata.llm.templating import ASPECT_PREFIX, fill
 from prefdata.pipeline.records import Reject
@@ -69,7 +69,7 @@ async def rate_aspects(engine: Engine, templates: Mapping[str, str], aspects: Se
         return await ask_judge(engine, request.messages[0][1], lambda text: parse_score(text, low, high),
                                what=f"a whole number from {low:g} to {high:g}", seed=request.seed)
 
-    results = await asyncio.gather(*(one(aspect) for aspect in aspects))
+    results = await gather_all(*(one(aspect) for aspect in aspects))
     for value, texts in results:
         if value is None:
             return None, texts[-1]
@@ -80,7 +80,7 @@ async def pointwise_scores(engine: Engine, templates: Mapping[str, str], aspects
                            score_range: tuple[float, float], rows: Sequence[Mapping[str, Any]]
                            ) -> list[tuple[float, dict[str, Any]] | Reject]:
     """Each answer's combined rating and its per-aspect ratings."""
-    rated = await asyncio.gather(*(rate_aspects(engine, templates, aspects, row["prompt"], row["chosen"], score_range)
+    rated = await gather_all(*(rate_aspects(engine, templates, aspects, row["prompt"], row["chosen"], score_range)
                                    for row in rows))
     out: list[tuple[float, dict[str, Any]] | Reject] = []
     for row, (ratings, bad) in zip(rows, rated):
@@ -100,7 +100,7 @@ async def merge_sort(items: list[int], compare: Callable[[int, int], Awaitable[i
     if len(items) <= 1:
         return list(items)
     middle = len(items) // 2
-    left, right = await asyncio.gather(merge_sort(items[:middle], compare), merge_sort(items[middle:], compare))
+    left, right = await gather_all(merge_sort(items[:middle], compare), merge_sort(items[middle:], compare))
     merged: list[int] = []
     while left and right:
         if await compare(left[0], right[0]) >= 0:
@@ -132,7 +132,7 @@ async def pairwise_scores(engines: Mapping[str, Engine], template: str, rows: Se
 
     async def verdict_of(engine: Engine, first: str, second: str) -> str:
         seed = derive_seed(engine.config.seed, "pairwise", first)
-        (one, _), (two, _) = await asyncio.gather(ask_judge(engine, first, parse_choice, what=what, seed=seed),
+        (one, _), (two, _) = await gather_all(ask_judge(engine, first, parse_choice, what=what, seed=seed),
                                                   ask_judge(engine, second, parse_choice, what=what, seed=seed))
         verdict = "unparseable" if one is None or two is None else VERDICTS[pairwise_verdict(one, two)[0]]
         stats[verdict] += 1
@@ -141,7 +141,7 @@ async def pairwise_scores(engines: Mapping[str, Engine], template: str, rows: Se
     async def compare(a: int, b: int) -> int:
         first = fill(template, user_input=user_input, response_a=rows[a]["chosen"], response_b=rows[b]["chosen"])
         second = fill(template, user_input=user_input, response_a=rows[b]["chosen"], response_b=rows[a]["chosen"])
-        given = await asyncio.gather(*(verdict_of(engine, first, second) for engine in engines.values()))
+        given = await gather_all(*(verdict_of(engine, first, second) for engine in engines.values()))
         stats["comparisons"] += 1
         categories = [v if v in ("first", "second") else "equal" for v in given]
         for name, category in zip(engines, categories):
@@ -192,7 +192,7 @@ async def panel_scores(engines: Mapping[str, Engine], templates: Mapping[str, st
                        rule: str, score_range: tuple[float, float], rows: Sequence[Mapping[str, Any]]
                        ) -> list[tuple[float, dict[str, Any]] | Reject]:
     """Each judge's combined rating; the mean of them; and Fleiss' P_i over their rounded ratings."""
-    per_judge = await asyncio.gather(*(pointwise_scores(engine, templates, aspects, rule, score_range, rows)
+    per_judge = await gather_all(*(pointwise_scores(engine, templates, aspects, rule, score_range, rows)
                                        for engine in engines.values()))
     out: list[tuple[float, dict[str, Any]] | Reject] = []
     for i in range(len(rows)):

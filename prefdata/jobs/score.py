@@ -18,7 +18,7 @@ from typing import Any
 from prefdata.contract.errors import RowError
 from prefdata.contract.render import render
 from prefdata.contract.row import PREFERENCE_SCHEMA_ID, Side, make_row, reply, row_kind, row_meta, short_hash
-from prefdata.llm.batch import DryRunEstimate, items_under_way, ordered_map
+from prefdata.llm.batch import DryRunEstimate, gather_all, items_under_way, ordered_map
 from prefdata.llm.engine import ChatRequest, Engine, LLMConfig, RequestRejected
 from prefdata.llm.templating import fill, load_templates, template_sha256
 from prefdata.pipeline.progress import progress
@@ -230,7 +230,7 @@ async def _judge_points(engine, template, row, judge_meta, score_range, stats) -
     if not sides or (sides == ["rejected"] and row.get("label") is None):
         stats["unscored"] += 1
         return row
-    results = await asyncio.gather(*(score_pointwise(engine, template, row["prompt"], reply_text(row, side),
+    results = await gather_all(*(score_pointwise(engine, template, row["prompt"], reply_text(row, side),
                                                       score_range=score_range) for side in sides))
     stats["retried"] += sum(len(texts) > 1 for _, texts in results)
     for (value, texts), field in zip(results, sides):
@@ -256,7 +256,7 @@ async def _judge_pair(engine, template, row, judge_meta, relabel, stats) -> dict
     first, second = _pairwise_prompts(template, row["prompt"], reply_text(row, "chosen"), reply_text(row, "rejected"))
     what = "A, B or tie"
     seed = derive_seed(engine.config.seed, "pairwise", first)
-    results = await asyncio.gather(ask_judge(engine, first, parse_choice, what=what, seed=seed),
+    results = await gather_all(ask_judge(engine, first, parse_choice, what=what, seed=seed),
                                    ask_judge(engine, second, parse_choice, what=what, seed=seed))
     stats["retried"] += sum(len(texts) > 1 for _, texts in results)
     if any(choice is None for choice, _ in results):

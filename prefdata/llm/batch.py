@@ -51,6 +51,21 @@ async def ordered_map(items: Iterable[T], fn: Callable[[T], Awaitable[R]], *, wi
 
 _END = object()
 
+
+async def gather_all(*awaitables: Awaitable[Any]) -> list[Any]:
+    """`asyncio.gather`, except that when one fails the others still run to their end before the first error (in
+    argument order) is raised.
+
+    A request started beside the one that failed (the other side of a pair, another judge) may already be at the
+    server: plain `gather` would leave it running on its own, and a stopping run would cancel it and lose a reply it
+    has paid for (`tests/test_llm_score.py::test_a_budget_stop_waits_for_the_sibling_request_already_sent`).
+    """
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
 REQUESTS_UNDER_WAY_PER_SLOT = 4
 
 
