@@ -6,7 +6,7 @@ Equivalent survivors (one line each):
 - `cache_key` with a material key renamed ("XXshardsXX"): every key changes alike; no two settings come to share one.
 - `_tokenize_batch` calling `encode_replies` without ``prompt_ids``: the prompts are encoded again, to the same ids.
 - `open_verified` reading / `tokenized` writing info.json with no or another spelling of UTF-8: json.dumps writes ASCII.
-- `tokenized` making the temporary entry with ``parents=None``: `_cache_root` has already made its parent.
+- `tokenized` making the temporary entry with ``parents=None``: `cache_root` has already made its parent.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pytest
 from prefdata.contract.errors import PrefdataError
 from prefdata.contract.render import render
 from prefdata.contract.row import UNSUP_SCHEMA_ID, make_row
-from trainers.components import tokens
+from trainers.components import token_store, tokens
 from trainers.components.tokens import TokenizeSpec
 
 BOS, EOS = 1, 2
@@ -251,11 +251,11 @@ def _entry(path: Path, key: str = "k", rows: int = 1, phase: str = "ppo") -> Pat
     from prefdata.storage.dataset import file_sha256
 
     path.mkdir()
-    schema = tokens._LAYOUT[phase]
-    with pa.OSFile(str(path / tokens.TOKENS_FILE), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+    schema = token_store.LAYOUT[phase]
+    with pa.OSFile(str(path / token_store.TOKENS_FILE), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         writer.write_table(pa.table({"prompt_input_ids": [[5]] * rows}, schema=schema))
-    data = path / tokens.TOKENS_FILE
-    info = {"format": tokens.CACHE_FORMAT, "key": key, "counts": {"rows_out": rows},
+    data = path / token_store.TOKENS_FILE
+    info = {"format": token_store.CACHE_FORMAT, "key": key, "counts": {"rows_out": rows},
             "tokens": {"bytes": data.stat().st_size, "sha256": file_sha256(data)}}
     (path / "info.json").write_text(json.dumps(info), encoding="utf-8")
     return path
@@ -267,7 +267,7 @@ def _rewrite_info(entry: Path, **changes) -> None:
 
 
 def test_open_verified_opens_a_sound_entry(tmp_path):
-    cache = tokens.open_verified(_entry(tmp_path / "e"), "k", TokenizeSpec("ppo"))
+    cache = token_store.open_verified(_entry(tmp_path / "e"), "k", "ppo")
     assert len(cache) == 1 and not cache.built
 
 
@@ -276,46 +276,46 @@ def test_open_verified_opens_a_sound_entry(tmp_path):
     (lambda e: (e / "info.json").unlink(), "unreadable info.json: No such file or directory"),
     (lambda e: (e / "info.json").write_text("[]", encoding="utf-8"), "info.json is not this entry's"),
     (lambda e: _rewrite_info(e, key="other"), "info.json is not this entry's"),
-    (lambda e: _rewrite_info(e, format=tokens.CACHE_FORMAT - 1), "info.json is not this entry's"),
+    (lambda e: _rewrite_info(e, format=token_store.CACHE_FORMAT - 1), "info.json is not this entry's"),
     (lambda e: _rewrite_info(e, tokens=[]), "info.json is not this entry's"),
-    (lambda e: (e / tokens.TOKENS_FILE).unlink(), "tokens.arrow is missing"),
+    (lambda e: (e / token_store.TOKENS_FILE).unlink(), "tokens.arrow is missing"),
     (lambda e: _rewrite_info(e, tokens={"bytes": 3, "sha256": "x"}),
      "tokens.arrow is {size} bytes, info.json says 3"),
-    (lambda e: _rewrite_info(e, tokens={"bytes": (e / tokens.TOKENS_FILE).stat().st_size, "sha256": "x"}),
+    (lambda e: _rewrite_info(e, tokens={"bytes": (e / token_store.TOKENS_FILE).stat().st_size, "sha256": "x"}),
      "tokens.arrow checksum differs from info.json"),
     (lambda e: _rewrite_info(e, counts={"rows_out": 2}), "tokens.arrow does not hold what info.json says"),
     (lambda e: _rewrite_info(e, counts=[]), "tokens.arrow does not hold what info.json says"),
 ])
 def test_open_verified_names_the_damage(tmp_path, damage, message):
     entry = _entry(tmp_path / "e")
-    size = (entry / tokens.TOKENS_FILE).stat().st_size
+    size = (entry / token_store.TOKENS_FILE).stat().st_size
     damage(entry)
-    with pytest.raises(tokens.DamagedEntry) as refused:
-        tokens.open_verified(entry, "k", TokenizeSpec("ppo"))
+    with pytest.raises(token_store.DamagedEntry) as refused:
+        token_store.open_verified(entry, "k", "ppo")
     assert str(refused.value).startswith(message.format(size=size))
 
 
 def test_open_verified_refuses_another_phases_columns(tmp_path):
-    with pytest.raises(tokens.DamagedEntry, match="does not hold what info.json says"):
-        tokens.open_verified(_entry(tmp_path / "e"), "k", TokenizeSpec("sft"))
+    with pytest.raises(token_store.DamagedEntry, match="does not hold what info.json says"):
+        token_store.open_verified(_entry(tmp_path / "e"), "k", "sft")
 
 
 def test_cache_root_is_created_or_named_in_one_line(tmp_path):
-    assert tokens._cache_root(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
+    assert token_store.cache_root(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a" / "b").is_dir()
     (tmp_path / "file").write_text("mine", encoding="utf-8")
     with pytest.raises(PrefdataError) as refused:
-        tokens._cache_root(tmp_path / "file")
+        token_store.cache_root(tmp_path / "file")
     assert refused.value.message == "token cache dir is not a directory; give --cache-dir DIR"
     assert refused.value.file == str(tmp_path / "file") and (tmp_path / "file").read_text(encoding="utf-8") == "mine"
 
 
 def test_discard_removes_a_damaged_entry_directory_or_file(tmp_path):
     entry = _entry(tmp_path / "e")
-    tokens._discard(entry)
+    token_store.discard(entry)
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "f").write_text("x", encoding="utf-8")
-    tokens._discard(tmp_path / "f")
-    tokens._discard(tmp_path / "gone")  # nothing there: nothing to do
+    token_store.discard(tmp_path / "f")
+    token_store.discard(tmp_path / "gone")  # nothing there: nothing to do
     assert list(tmp_path.iterdir()) == []
 
 
@@ -356,7 +356,7 @@ def test_tokenized_records_who_built_it_and_rebuilds_a_damaged_entry_with_a_warn
     assert built.built and built.info["built_by"] == {"host": socket.gethostname(), "pid": os.getpid(), "rank": "0"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", built.info["built_at"])
     assert built.info["split"] == "sft_train" and built.info["spec"]["max_seq_len"] == 64
-    (built.directory / tokens.TOKENS_FILE).write_bytes(b"damaged")
+    (built.directory / token_store.TOKENS_FILE).write_bytes(b"damaged")
     again = tokens.tokenized(sft_dir, "sft_train", CharTokenizer(), spec, tmp_path / "c", quiet=True)
     assert again.built and len(again) == 1
     captured = capsys.readouterr()

@@ -54,22 +54,22 @@ from prefdata.contract.render import TEMPLATES, render
 from prefdata.contract.row import UNSUP_SCHEMA_ID, reply, row_meta
 from prefdata.pipeline.progress import progress
 from prefdata.storage.dataset import file_sha256, verify_directory
-from prefdata.storage.home import token_cache_dir
 from prefdata.storage.rows import python_rows
-from trainers.components.token_store import TOKEN_IDS, TOKENS_FILE, TokenCache
+from trainers.components.token_store import (
+    CACHE_FORMAT,
+    LAYOUT,
+    TOKEN_IDS,
+    TOKENS_FILE,
+    DamagedEntry,
+    TokenCache,
+    cache_root,
+    discard,
+    open_verified,
+)
 
-CACHE_FORMAT = 3  # 3: rm rows carry their prompt token counts; 2: keyed by the shards' sha256, entries record their own sha256
 PHASES = (*DATA_PHASES, "kto", "ptx")  # the three data phases, labelled replies for KTO, unsupervised text for ptx
 TRUNCATION = ("drop", "left", "right")
 _BATCH = 1024
-_LAYOUT = {
-    "sft": pa.schema([("input_ids", TOKEN_IDS), ("prompt_tokens", pa.int32())]),
-    "rm": pa.schema([("chosen_input_ids", TOKEN_IDS), ("rejected_input_ids", TOKEN_IDS), ("margin", pa.float32()),
-                     ("chosen_prompt_tokens", pa.int32()), ("rejected_prompt_tokens", pa.int32())]),
-    "kto": pa.schema([("input_ids", TOKEN_IDS), ("prompt_tokens", pa.int32()), ("label", pa.int8())]),
-    "ppo": pa.schema([("prompt_input_ids", TOKEN_IDS)]),
-    "ptx": pa.schema([("input_ids", TOKEN_IDS)]),
-}
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ def _fit(ids: list[int], n_prompt: int, limit: int, policy: str) -> tuple[list[i
 
 def _tokenize_batch(rows: list[dict], enc: _Encoder, counts: Counter) -> dict[str, list]:
     spec = enc.spec
-    columns: dict[str, list] = {name: [] for name in _LAYOUT[spec.phase].names}
+    columns: dict[str, list] = {name: [] for name in LAYOUT[spec.phase].names}
     if spec.phase == "ppo":
         for ids in enc.encode([enc.render(r["prompt"]) for r in rows]):
             fitted = _fit(ids, len(ids), spec.max_prompt_len, spec.truncation)
@@ -308,7 +308,7 @@ def build_cache(
     started = time.perf_counter()
     dataset = load(data_dir)[split]
     enc = _Encoder(tokenizer, spec)
-    schema = _LAYOUT[spec.phase]
+    schema = LAYOUT[spec.phase]
     counts: Counter[str] = Counter()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     rows_out = tokens = 0
@@ -335,62 +335,7 @@ def build_cache(
     }
 
 
-# ------------------------------------------------------------------------------------------------------- reading
-
-
-class DamagedEntry(Exception):
-    """A cache entry that is not what its ``info.json`` says (the message says why); it is rebuilt, never used."""
-
-
-def open_verified(entry: Path, key: str, spec: TokenizeSpec) -> TokenCache:
-    """Open ``entry`` once it proves sound: a sane ``info.json`` for this key, ``tokens.arrow`` of the recorded size and
-    sha256, the phase's columns and the recorded row count. Anything else raises `DamagedEntry`."""
-    try:
-        info = json.loads((entry / "info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DamagedEntry(f"unreadable info.json: {getattr(e, 'strerror', None) or e}") from None
-    recorded = info.get("tokens") if isinstance(info, dict) else None
-    if not isinstance(recorded, dict) or info.get("format") != CACHE_FORMAT or info.get("key") != key:
-        raise DamagedEntry("info.json is not this entry's")
-    tokens = entry / TOKENS_FILE
-    try:
-        size = tokens.stat().st_size
-    except OSError:
-        raise DamagedEntry(f"{TOKENS_FILE} is missing") from None
-    if size != recorded.get("bytes"):
-        raise DamagedEntry(f"{TOKENS_FILE} is {size} bytes, info.json says {recorded.get('bytes')}")
-    if file_sha256(tokens) != recorded.get("sha256"):
-        raise DamagedEntry(f"{TOKENS_FILE} checksum differs from info.json")
-    try:
-        cache = TokenCache(entry, built=False)
-    except (OSError, ValueError, pa.ArrowException) as e:  # the sha256 matched: only a forged info.json gets here
-        raise DamagedEntry(f"unreadable {TOKENS_FILE}: {e}") from None
-    counts = info.get("counts")
-    if cache.table.schema != _LAYOUT[spec.phase] or not isinstance(counts, dict) or len(cache) != counts.get("rows_out"):
-        raise DamagedEntry(f"{TOKENS_FILE} does not hold what info.json says")
-    return cache
-
-
-def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
-    """The cache directory, created; one line naming it when it cannot be (a regular file in its place is the user's
-    and is never removed)."""
-    root = Path(cache_dir) if cache_dir is not None else token_cache_dir()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        reason = "is not a directory" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
-        raise PrefdataError(f"token cache dir {reason}; give --cache-dir DIR", file=str(root)) from None
-    return root
-
-
-def _discard(entry: Path) -> None:
-    """Move a damaged entry out of the way (the caller holds the entry's lock), then delete it."""
-    if entry.is_dir() and not entry.is_symlink():
-        doomed = entry.with_name(f".{entry.name}.damaged-{os.getpid()}")
-        os.replace(entry, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
-    else:
-        entry.unlink(missing_ok=True)
+# ------------------------------------------------------------------------------------------------------- entries
 
 
 def tokenized(
@@ -408,25 +353,25 @@ def tokenized(
     finished entry. A shared cache dir gives one build per job, a node-local one one build per node. The default dir
     is ``$PREFDATA_HOME/tokens``. The dataset is verified first, the entry whenever it is opened (module docstring).
     """
-    cache_root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     checksums, tokenizer_hash = split_checksums(data_dir, split, spec.phase), tokenizer_fingerprint(tokenizer, spec.template)
     key = cache_key(checksums, tokenizer_hash, spec)
-    entry = cache_root / f"{spec.phase}-{split}-{key}"
+    entry = root / f"{spec.phase}-{split}-{key}"
     if entry.exists():
         try:
-            return open_verified(entry, key, spec)
+            return open_verified(entry, key, spec.phase)
         except DamagedEntry:
             pass  # looked at again under the lock: another process may be replacing it right now
-    with FileLock(cache_root / f"{entry.name}.lock"):
+    with FileLock(root / f"{entry.name}.lock"):
         if entry.exists() or entry.is_symlink():
             try:
-                return open_verified(entry, key, spec)
+                return open_verified(entry, key, spec.phase)
             except DamagedEntry as damage:
                 print(f"prefdata: warning: {entry}: damaged token cache entry ({damage}); rebuilding it", file=sys.stderr)
-                _discard(entry)
-        for stale in cache_root.glob(f".{entry.name}.tmp-*"):  # a builder that died; we hold the lock, so it is dead
+                discard(entry)
+        for stale in root.glob(f".{entry.name}.tmp-*"):  # a builder that died; we hold the lock, so it is dead
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = cache_root / f".{entry.name}.tmp-{os.getpid()}"
+        tmp = root / f".{entry.name}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True)
         counts = build_cache(data_dir, split, tokenizer, spec, tmp / TOKENS_FILE, quiet=quiet)
         info = {
