@@ -23,7 +23,10 @@ a job of 500 prompts lasts ~3 s at the ideal rate, and its fixed part (reading t
 first requests all leaving together and the last ones coming back alone, writing the manifest: ~0.15-0.2 s) is then
 5-8 % of it. ``--prompts 500`` measures that shorter job.
 
-    python bench/generate_throughput.py [--prompts 2000] [--k 4] [--concurrency 64] [--latency 0.1]
+``--repeat N`` runs every row N times, in alternating order (this machine's speed drifts by up to ~10 points
+between runs minutes apart), and reports each row's median and range.
+
+    python bench/generate_throughput.py [--prompts 2000] [--k 4] [--concurrency 64] [--latency 0.1] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import gc  # noqa: E402
 import os  # noqa: E402
+import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from unittest import mock  # noqa: E402
@@ -110,11 +114,14 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every row this many times, in alternating order, and report medians")
     args = parser.parse_args()
     first, url = spawn(args.latency, "seeded")
     second, url2 = spawn(args.latency, "seeded")
-    rows = []
+    measured: dict[str, list[tuple]] = {}
     collector = CollectorClock()
+    ideal = args.concurrency / args.latency
     try:
         with tempfile.TemporaryDirectory(prefix="prefdata-genbench-") as tmp:
             work = Path(tmp)
@@ -123,39 +130,58 @@ def main() -> None:
             run_generate(prompts_dir(work / "warm", 8), work / "warm-out", ["policy"], args.k,
                          config(url, args.concurrency, work / "warm.sqlite"))
             collector.take()
-            engine_rows = [
-                ("engine", contextlib.nullcontext()),
-                ("engine, collector left on (baseline)",
-                 mock.patch.object(engine_module, "collector_out_of_the_way", contextlib.nullcontext)),
-                ("engine, none beside the wire (baseline)", mock.patch.object(engine_module, "BESIDE_THE_WIRE", 0)),
+
+            def engine_row(setting):
+                def run(tag: str):
+                    with setting:
+                        return asyncio.run(engine_only(directory, url, args.k, args.concurrency,
+                                                       work / f"engine-{tag}.sqlite"))
+                return run
+
+            def generate_row(models: list[str]):
+                def run(tag: str):
+                    return run_generate(directory, work / f"out-{tag}", models, args.k,
+                                        config(url, args.concurrency, work / f"cache-{tag}.sqlite"))
+                return run
+
+            def bare_row(tag: str):
+                requests, start, cpu = args.prompts * args.k, time.perf_counter(), time.process_time()
+                asyncio.run(measure_raw(url, args.concurrency, requests))
+                return requests, time.perf_counter() - start, time.process_time() - cpu
+
+            rows = [
+                ("engine", 1, engine_row(contextlib.nullcontext())),
+                ("engine, collector left on (baseline)", 1, engine_row(
+                    mock.patch.object(engine_module, "collector_out_of_the_way", contextlib.nullcontext))),
+                ("engine, none beside the wire (baseline)", 1,
+                 engine_row(mock.patch.object(engine_module, "BESIDE_THE_WIRE", 0))),
+                ("generate", 1, generate_row(["policy"])),
+                ("generate, 2 policies", 2, generate_row([f"a={url}", f"b={url2}"])),
+                ("bare asyncio client (ceiling)", 1, bare_row),
             ]
-            for number, (name, setting) in enumerate(engine_rows):
-                with setting:
-                    measured = asyncio.run(engine_only(directory, url, args.k, args.concurrency,
-                                                       work / f"engine{number}.sqlite"))
-                rows.append((name, 1, *measured, args.concurrency / args.latency, collector.take()))
-            measured = run_generate(directory, work / "out1", ["policy"], args.k,
-                                    config(url, args.concurrency, work / "c1.sqlite"))
-            rows.append(("generate", 1, *measured, args.concurrency / args.latency, collector.take()))
-            measured = run_generate(directory, work / "out2", [f"a={url}", f"b={url2}"], args.k,
-                                    config(url, args.concurrency, work / "c2.sqlite"))
-            rows.append(("generate, 2 policies", 2, *measured, 2 * args.concurrency / args.latency, collector.take()))
-            requests = args.prompts * args.k
-            start, cpu = time.perf_counter(), time.process_time()
-            asyncio.run(measure_raw(url, args.concurrency, requests))
-            rows.append(("bare asyncio client (ceiling)", 1, requests, time.perf_counter() - start,
-                         time.process_time() - cpu, args.concurrency / args.latency, collector.take()))
+            for run in range(args.repeat):
+                for number, (name, servers, measure) in enumerate(rows if run % 2 == 0 else rows[::-1]):
+                    result = measure(f"{run}-{number}")
+                    measured.setdefault(name, []).append((servers, *result, collector.take()))
     finally:
         first.kill()
         second.kill()
     print(f"K = {args.k}, {args.prompts} prompts, {args.concurrency} in flight per server, "
-          f"{args.latency * 1000:g} ms per request\n")
-    print("| path | servers | requests | wall s | req/s | ideal req/s | % of ideal | CPU ms/request | collector s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, servers, requests, wall, cpu, ideal, collected in rows:
-        rate = requests / wall
-        print(f"| {name} | {servers} | {requests:,} | {wall:.2f} | {rate:,.1f} | {ideal:,.0f} | {rate / ideal:.0%} | "
-              f"{1000 * cpu / requests:.2f} | {collected:.3f} |")
+          f"{args.latency * 1000:g} ms per request" + (f"; medians of {args.repeat} runs in alternating order"
+                                                      if args.repeat > 1 else "") + "\n")
+    print("| path | servers | requests | wall s | req/s | ideal req/s | % of ideal | range | CPU ms/request "
+          "| collector s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    for name, runs in measured.items():
+        servers, requests = runs[0][0], runs[0][1]
+        row_ideal = servers * ideal
+        shares = [r[1] / r[2] / row_ideal for r in runs]
+        wall = statistics.median(r[2] for r in runs)
+        cpu = statistics.median(1000 * r[3] / r[1] for r in runs)
+        collected = statistics.median(r[4] for r in runs)
+        spread = f"{min(shares):.0%}–{max(shares):.0%}" if len(runs) > 1 else ""
+        print(f"| {name} | {servers} | {requests:,} | {wall:.2f} | {requests / wall:,.1f} | {row_ideal:,.0f} | "
+              f"{statistics.median(shares):.0%} | {spread} | {cpu:.2f} | {collected:.3f} |")
     print(f"\nload average over the last minute: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
