@@ -301,11 +301,9 @@ class _JudgeMethod(_LLMMethod):
                 continue
             judges = row_meta(outcome)["rank"]["judges"]
             subjects.append([rank_judges.category(judges[name]["score"]) for name in self.configs])
-        kappa = rank_judges.fleiss_kappa(subjects)
-        agreements = [rank_judges.agreement(s) for s in subjects]
-        return {"fleiss_kappa": None if kappa is None else round(kappa, 4), "answers_rated_by_all": len(subjects),
-                "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
-                "agreement_rule": "Fleiss' P_i over each judge's combined rating rounded to a whole number"}
+        summary = rank_judges.agreement_summary(
+            subjects, "Fleiss' P_i over each judge's combined rating rounded to a whole number")
+        return {"fleiss_kappa": summary.pop("fleiss_kappa"), "answers_rated_by_all": len(subjects), **summary}
 
 
 class _PairwiseMethod(_LLMMethod):
@@ -340,14 +338,10 @@ class _PairwiseMethod(_LLMMethod):
                    "verdicts": {v: self.stats[v] for v in rank_judges.VERDICT_COUNTS},
                    "consistency": round(1 - self.stats["inconsistent"] / verdicts, 4) if verdicts else None}
         if len(self.configs) > 1:
-            categories = {name: n for n, name in enumerate(rank_judges.PANEL_VERDICTS)}
-            kappa = rank_judges.fleiss_kappa([[categories[c] for c in s] for s in self.subjects])
-            agreements = [rank_judges.agreement(s) for s in self.subjects]
-            summary.update({
-                "panel_verdicts": {v: self.stats[f"panel_{v}"] for v in rank_judges.PANEL_VERDICTS},
-                "fleiss_kappa": None if kappa is None else round(kappa, 4),
-                "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
-                "agreement_rule": "Fleiss' P_i over the judges' first/second/equal verdicts of each comparison"})
+            panel = Counter(rank_judges.majority(categories) for categories in self.subjects)
+            summary["panel_verdicts"] = {v: panel[v] for v in rank_judges.PANEL_VERDICTS}
+            summary.update(rank_judges.agreement_summary(
+                self.subjects, "Fleiss' P_i over the judges' first/second/equal verdicts of each comparison"))
         return summary
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from prefdata.jobs.score import ask_judge, conversation_text, derive_seed, pairwise_verdict, parse_choice, parse_score
@@ -149,7 +149,6 @@ async def pairwise_scores(engines: Mapping[str, Engine], template: str, rows: Se
                 judge_wins[name][a if category == "first" else b] += 1
         verdict = majority(categories)
         if len(engines) > 1:
-            stats[f"panel_{verdict}"] += 1
             subjects.append(categories)
             share = agreement(categories)
             agreements.setdefault(a, []).append(share)
@@ -223,7 +222,17 @@ def agreement(ratings) -> float | None:
     return (sum(c * c for c in counts.values()) - n) / (n * (n - 1))
 
 
-def fleiss_kappa(subjects: Sequence[Sequence[int]]) -> float | None:
+def agreement_summary(subjects: Sequence[Sequence[Hashable]], rule: str) -> dict[str, Any]:
+    """A panel's agreement over a run: Fleiss' kappa and the mean per-subject P_i, rounded for the manifest, with the
+    ``rule`` that says what a subject and a category are."""
+    kappa = fleiss_kappa(subjects)
+    agreements = [agreement(ratings) for ratings in subjects]
+    return {"fleiss_kappa": None if kappa is None else round(kappa, 4),
+            "mean_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
+            "agreement_rule": rule}
+
+
+def fleiss_kappa(subjects: Sequence[Sequence[Hashable]]) -> float | None:
     """Fleiss' kappa over subjects each rated by the same number of raters (a list of categories per subject).
 
     Hand-written in a few lines: statsmodels, which has it, is not worth a dependency for one formula. None when it is
